@@ -1,0 +1,201 @@
+"""BERT4Rec: a bidirectional transformer encoder that fills in masked items of a user's history.
+
+The whole model in one file, top to bottom as the data flows (shapes: b batch, n positions, D hidden, N items):
+
+1. **Embeddings** — item embedding + learned position embedding, then LayerNorm and dropout      (b n) -> (b n D)
+2. **Transformer blocks** (``n_layers`` of them) — multi-head self-attention and a position-wise
+   feed-forward network, each wrapped as ``LayerNorm(x + Dropout(sublayer(x)))`` (post-LN, as in BERT)
+3. **Output layer** (the paper's eq. 7) — ``GELU(h W + b)``, LayerNorm, then a dot product with the
+   *shared* item embedding plus an item bias: one score per item                                (b n D) -> (b n N)
+
+Training is the Cloze task (see ``masking.py``): only the masked positions carry a label, and the loss is either
+softmax cross-entropy over all N items (``loss_type="CE"``, the paper) or BPR with one sampled negative.
+
+``causal=True`` gives the same encoder a lower-triangular attention mask: each position sees only the past, and
+the model is trained to predict the *next* item (SASRec-style). Both models share every line below, so the paper's
+"bidirectional beats unidirectional" claim can be measured with nothing else changed.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .attention import MultiHeadAttention, causal_mask, padding_mask
+from .config import BERT4RecConfig
+
+ACTIVATIONS = {
+    "gelu": nn.GELU,
+    "relu": nn.ReLU,
+    "swish": nn.SiLU,  # swish(x) = x * sigmoid(x) = SiLU
+    "tanh": nn.Tanh,
+    "sigmoid": nn.Sigmoid,
+}
+
+
+class FeedForward(nn.Module):
+    """Position-wise feed-forward network: the same two-layer MLP applied to every position separately.
+
+    ``(b, n, D) -> Linear(D, inner) -> activation -> Linear(inner, D) -> Dropout -> (b, n, D)``
+    """
+
+    def __init__(self, config: BERT4RecConfig) -> None:
+        super().__init__()
+        self.up = nn.Linear(config.hidden_size, config.inner_size)
+        self.act = ACTIVATIONS[config.hidden_act]()
+        self.down = nn.Linear(config.inner_size, config.hidden_size)
+        self.dropout = nn.Dropout(config.hidden_dropout_prob)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.dropout(self.down(self.act(self.up(x))))
+
+
+class TransformerBlock(nn.Module):
+    """One encoder layer: ``x = LN(x + Drop(MHA(x)))`` then ``x = LN(x + FFN(x))``."""
+
+    def __init__(self, config: BERT4RecConfig) -> None:
+        super().__init__()
+        self.attention = MultiHeadAttention(config.hidden_size, config.n_heads, config.attn_dropout_prob)
+        self.attn_dropout = nn.Dropout(config.hidden_dropout_prob)
+        self.attn_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.feed_forward = FeedForward(config)
+        self.ffn_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+
+    def forward(
+        self, x: torch.Tensor, attn_mask: torch.Tensor, return_probs: bool = False
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        # x: (b, n, D); attn_mask: bool, broadcastable to (b, h, n, n), True = may attend
+        attended, probs = self.attention(x, attn_mask=attn_mask, return_probs=return_probs, fast=not return_probs)
+        x = self.attn_norm(x + self.attn_dropout(attended))
+        x = self.ffn_norm(x + self.feed_forward(x))
+        return x, probs
+
+
+class BERT4Rec(nn.Module):
+    """The BERT4Rec model of Sun et al. (2019), with RecBole's option names (see :class:`BERT4RecConfig`).
+
+    Item ids follow the package convention: 0 = padding, 1..N = items, N+1 = [mask]. ``forward`` returns hidden
+    states; :meth:`item_logits` turns them into one score per item 1..N; :meth:`loss` is the training objective;
+    :meth:`predict` scores the next item for left-padded inputs whose last position is [mask] (or, for a causal
+    model, the last item of the history).
+    """
+
+    def __init__(self, config: BERT4RecConfig, n_items: int) -> None:
+        super().__init__()
+        if n_items < 1:
+            raise ValueError(f"n_items={n_items} must be >= 1 (the number of distinct items in the data).")
+        self.config = config
+        self.n_items = n_items
+        self.mask_id = n_items + 1
+        D = config.hidden_size
+        self.item_embedding = nn.Embedding(n_items + 2, D, padding_idx=0)  # 0 pad, 1..N items, N+1 [mask]
+        self.position_embedding = nn.Embedding(config.max_seq_length, D)
+        self.embedding_norm = nn.LayerNorm(D, eps=config.layer_norm_eps)
+        self.embedding_dropout = nn.Dropout(config.hidden_dropout_prob)
+        self.blocks = nn.ModuleList(TransformerBlock(config) for _ in range(config.n_layers))
+        # output layer: GELU(h W + b) -> LayerNorm -> dot with the shared item embedding + per-item bias
+        self.output_dense = nn.Linear(D, D)
+        self.output_act = nn.GELU()
+        self.output_norm = nn.LayerNorm(D, eps=config.layer_norm_eps)
+        self.output_bias = nn.Parameter(torch.zeros(n_items))
+        self.apply(self._init_weights)
+
+    def _init_weights(self, module: nn.Module) -> None:
+        """BERT/RecBole initialisation: weights ~ Normal(0, initializer_range), biases 0, LayerNorm (1, 0)."""
+        if isinstance(module, (nn.Linear, nn.Embedding)):
+            module.weight.data.normal_(mean=0.0, std=self.config.initializer_range)
+        if isinstance(module, nn.Linear) and module.bias is not None:
+            module.bias.data.zero_()
+        elif isinstance(module, nn.LayerNorm):
+            module.weight.data.fill_(1.0)
+            module.bias.data.zero_()
+
+    # ------------------------------------------------------------------ encoder
+    def forward(
+        self, input_ids: torch.Tensor, return_attention: bool = False
+    ) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """Encode ``input_ids`` (b, n) into hidden states (b, n, D).
+
+        Returns ``(hidden, attentions)``; ``attentions`` holds one (b, h, n, n) probability tensor per layer when
+        ``return_attention`` is True (the slow, from-scratch path), else it is empty (the fast fused path).
+        """
+        b, n = input_ids.shape
+        if n > self.config.max_seq_length:
+            raise ValueError(
+                f"input has {n} positions but max_seq_length={self.config.max_seq_length}; "
+                "keep only the most recent items (masking.left_pad does)."
+            )
+        # positions are counted so that the LAST position always has the same embedding (inputs are left-padded)
+        positions = torch.arange(self.config.max_seq_length - n, self.config.max_seq_length, device=input_ids.device)
+        x = self.item_embedding(input_ids) + self.position_embedding(positions)  # (b n D) + (n D)
+        x = self.embedding_dropout(self.embedding_norm(x))
+        attn_mask = padding_mask(input_ids)  # (b 1 1 n): nobody attends to padding
+        if self.config.causal:
+            attn_mask = attn_mask & causal_mask(n, device=input_ids.device)  # (b 1 n n): nor to the future
+        attentions = []
+        for block in self.blocks:
+            x, probs = block(x, attn_mask, return_probs=return_attention)
+            if return_attention:
+                attentions.append(probs)
+        return x, attentions
+
+    def item_logits(self, hidden: torch.Tensor) -> torch.Tensor:
+        """Scores of items 1..N for each hidden state: (..., D) -> (..., N). Column j is item j + 1."""
+        h = self.output_norm(self.output_act(self.output_dense(hidden)))
+        item_weights = self.item_embedding.weight[1 : self.n_items + 1]  # (N D): shared with the input side
+        return h @ item_weights.T + self.output_bias
+
+    # --------------------------------------------------------------------- loss
+    def loss(self, input_ids: torch.Tensor, labels: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Training loss at the labelled positions (labels > 0; 0 = no label).
+
+        Only the labelled rows of the hidden states go through the output layer: with mask_ratio 0.2 that is a
+        fifth of the work of scoring every position.
+        """
+        hidden, _ = self(input_ids)
+        is_target = labels > 0
+        if not bool(is_target.any()):
+            raise ValueError("labels hold no target (all 0): every training row needs at least one masked item.")
+        h = hidden[is_target]  # (m D), m = number of labelled positions in the batch
+        targets = labels[is_target] - 1  # (m,) column index of each target item
+        logits = self.item_logits(h).float()  # (m N)
+        if self.config.loss_type == "CE":
+            return F.cross_entropy(logits, targets)
+        # BPR: one uniformly sampled negative per target, never the target itself
+        offset = torch.randint(1, self.n_items, targets.shape, device=targets.device, generator=generator)
+        negatives = (targets + offset) % self.n_items
+        pos = logits.gather(1, targets[:, None])
+        neg = logits.gather(1, negatives[:, None])
+        return -F.logsigmoid(pos - neg).mean()
+
+    # ---------------------------------------------------------------- inference
+    @torch.no_grad()
+    def predict(self, input_ids: torch.Tensor) -> torch.Tensor:
+        """Scores for the next item, read at the last position: (b, n) -> (b, N + 1), column = item id.
+
+        Column 0 (padding) is ``-inf`` so that it never ranks. Inputs come from
+        ``masking.inference_inputs`` (history + [mask]) or, for a causal model, ``masking.left_pad(history)``.
+        """
+        hidden, _ = self(input_ids)
+        logits = self.item_logits(hidden[:, -1]).float()  # (b N)
+        return F.pad(logits, (1, 0), value=-math.inf)  # (b N+1)
+
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+
+class PopularityModel(nn.Module):
+    """The baseline every recommender must beat: score each item by how often it was seen in training."""
+
+    def __init__(self, item_counts: torch.Tensor) -> None:
+        super().__init__()
+        self.register_buffer("log_counts", torch.log1p(item_counts.float()))
+
+    @torch.no_grad()
+    def predict(self, input_ids: torch.Tensor) -> torch.Tensor:
+        scores = self.log_counts.clone()
+        scores[0] = -math.inf
+        return scores.expand(input_ids.shape[0], -1)  # (b N+1): the same list for everybody

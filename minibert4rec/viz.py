@@ -1,0 +1,155 @@
+"""Plots used by several notebooks: dataset statistics, masks, training curves and attention maps.
+
+Every function draws on a matplotlib ``Axes`` (made for you when ``ax`` is None) and returns it, so a notebook can
+place several plots in one figure. Every plot has a title and labelled axes.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import seaborn as sns
+import torch
+from matplotlib.axes import Axes
+from matplotlib.patches import Rectangle
+
+
+def _axes(ax: Axes | None, size: tuple[float, float] = (6, 4)) -> Axes:
+    if ax is None:
+        _, ax = plt.subplots(figsize=size)
+    return ax
+
+
+def shorten(title: str, width: int = 28) -> str:
+    """Trim long movie titles for tick labels."""
+    return title if len(title) <= width else title[: width - 1] + "…"
+
+
+def plot_sequence_lengths(sequences: Sequence[Sequence[int]], name: str = "", ax: Axes | None = None) -> Axes:
+    """Histogram of history lengths (log x axis: a few users have very long histories)."""
+    ax = _axes(ax)
+    lengths = np.array([len(s) for s in sequences])
+    bins = np.logspace(np.log10(max(1, lengths.min())), np.log10(lengths.max() + 1), 40)
+    sns.histplot(lengths, bins=bins, ax=ax)
+    ax.set_xscale("log")
+    ax.axvline(np.median(lengths), color="k", ls="--", label=f"median {np.median(lengths):.0f}")
+    ax.set(title=f"History length per user {name}".strip(), xlabel="interactions per user (log scale)",
+           ylabel="users")
+    ax.legend()
+    return ax
+
+
+def plot_item_popularity(sequences: Sequence[Sequence[int]], name: str = "", ax: Axes | None = None) -> Axes:
+    """Interactions per item, most popular first, on log-log axes: the long tail."""
+    ax = _axes(ax)
+    counts = np.sort(np.bincount(np.concatenate([np.asarray(s) for s in sequences]))[1:])[::-1]
+    counts = counts[counts > 0]
+    ax.loglog(np.arange(1, len(counts) + 1), counts)
+    share = counts[: max(1, len(counts) // 10)].sum() / counts.sum()
+    ax.set(title=f"Item popularity {name}: top 10% of items get {share:.0%} of interactions".strip(),
+           xlabel="item rank by popularity (log)", ylabel="interactions (log)")
+    return ax
+
+
+def plot_leave_one_out(sequence: Sequence[int], labels: Sequence[str] | None = None, ax: Axes | None = None,
+                       last: int = 12) -> Axes:
+    """One user's history as boxes: training items, the validation item, the test item (leave-one-out)."""
+    shown = list(sequence)[-last:]
+    labels = list(labels)[-last:] if labels is not None else [str(i) for i in shown]
+    ax = _axes(ax, (min(14, 1.1 * len(shown) + 1), 2.4))
+    colors = ["#9ecae1"] * (len(shown) - 2) + ["#fdae6b", "#e6550d"]
+    for x, (label, color) in enumerate(zip(labels, colors)):
+        ax.add_patch(Rectangle((x, 0), 0.95, 1, color=color))
+        ax.text(x + 0.47, 0.5, shorten(label, 14), ha="center", va="center", rotation=90, fontsize=8)
+    ax.set_xlim(0, len(shown))
+    ax.set_ylim(0, 1)
+    ax.set_yticks([])
+    ax.set_xticks(np.arange(len(shown)) + 0.47, [f"t-{len(shown) - 1 - i}" if i < len(shown) - 1 else "t"
+                                                 for i in range(len(shown))], fontsize=8)
+    handles = [Rectangle((0, 0), 1, 1, color=c) for c in ("#9ecae1", "#fdae6b", "#e6550d")]
+    ax.legend(handles, ["train", "validation", "test"], loc="upper left", bbox_to_anchor=(1, 1))
+    ax.set(title=f"Leave-one-out split of one history (last {len(shown)} of {len(sequence)} items)",
+           xlabel="time step")
+    return ax
+
+
+def plot_mask_matrix(mask: torch.Tensor, title: str, ax: Axes | None = None) -> Axes:
+    """A boolean (n, n) attention mask as an image: row = query position, column = key position."""
+    ax = _axes(ax, (4, 4))
+    ax.imshow(mask.float().numpy(), cmap="Greens", vmin=0, vmax=1)
+    n = mask.shape[-1]
+    ax.set_xticks(range(n))
+    ax.set_yticks(range(n))
+    ax.set(title=title, xlabel="key position (attended to)", ylabel="query position (attending)")
+    return ax
+
+
+def plot_training_curves(history: pd.DataFrame, metric: str = "valid_full_NDCG@10", x: str = "epoch",
+                         axes: Sequence[Axes] | None = None) -> Sequence[Axes]:
+    """Training loss and a validation metric against epochs (or ``x="elapsed_seconds"``)."""
+    if axes is None:
+        _, axes = plt.subplots(1, 2, figsize=(11, 3.6))
+    axes[0].plot(history[x], history["train_loss"], marker=".")
+    axes[0].set(title="Training loss (Cloze cross-entropy)", xlabel=x.replace("_", " "), ylabel="loss")
+    rows = history.dropna(subset=[metric]) if metric in history else history.iloc[:0]
+    axes[1].plot(rows[x], rows[metric], marker=".", color="C1")
+    axes[1].set(title=f"Validation {metric.split('_', 2)[-1]} ({metric.split('_')[1]} ranking)",
+                xlabel=x.replace("_", " "), ylabel=metric.split("_", 2)[-1])
+    return axes
+
+
+def plot_attention(probs: torch.Tensor, labels: Sequence[str] | None = None, title: str = "Attention",
+                   ax: Axes | None = None) -> Axes:
+    """One head's attention probabilities (n, n) as a heat map; rows are queries, columns are keys."""
+    probs = probs.detach().float().cpu().numpy()
+    ax = _axes(ax, (6, 5))
+    ticks = [shorten(t) for t in labels] if labels is not None else False
+    sns.heatmap(probs, ax=ax, cmap="viridis", square=True, xticklabels=ticks, yticklabels=ticks,
+                cbar_kws={"label": "attention probability"})
+    ax.set(title=title, xlabel="attended item (key)", ylabel="attending item (query)")
+    ax.tick_params(labelsize=7)
+    return ax
+
+
+def plot_attention_grid(attentions: Sequence[torch.Tensor], labels: Sequence[str] | None = None,
+                        suptitle: str = "") -> plt.Figure:
+    """Every layer (rows) and head (columns) of one user: ``attentions[layer]`` has shape (h, n, n)."""
+    n_layers, n_heads = len(attentions), attentions[0].shape[0]
+    fig, axes = plt.subplots(n_layers, n_heads, figsize=(6.5 * n_heads, 5.5 * n_layers), squeeze=False)
+    for layer, probs in enumerate(attentions):
+        for head in range(n_heads):
+            plot_attention(probs[head], labels, title=f"layer {layer + 1}, head {head + 1}", ax=axes[layer, head])
+    fig.suptitle(suptitle)
+    fig.tight_layout()
+    return fig
+
+
+def attention_by_relative_position(probs: torch.Tensor, valid: torch.Tensor, max_offset: int = 20) -> pd.Series:
+    """Average attention paid to the key ``offset`` steps away from the query (negative = the past).
+
+    ``probs`` (b, n, n) for one head, ``valid`` (b, n) bool marking real (non-padding) positions.
+    """
+    b, n, _ = probs.shape
+    offsets = torch.arange(n)[None, :] - torch.arange(n)[:, None]  # (n n): key index - query index
+    pair_ok = valid[:, :, None] & valid[:, None, :]  # (b n n)
+    result = {}
+    for k in range(-max_offset, max_offset + 1):
+        sel = pair_ok & (offsets == k)[None]
+        if sel.any():
+            result[k] = float(probs[sel].mean())
+    return pd.Series(result, name="mean attention")
+
+
+def plot_attention_by_offset(series_by_head: dict[str, pd.Series], ax: Axes | None = None) -> Axes:
+    """Line plot of :func:`attention_by_relative_position` for several heads."""
+    ax = _axes(ax, (8, 3.6))
+    for label, series in series_by_head.items():
+        ax.plot(series.index, series.values, marker=".", label=label)
+    ax.axvline(0, color="k", lw=0.5)
+    ax.set(title="Mean attention by relative position", xlabel="key position - query position (negative = past)",
+           ylabel="mean attention probability")
+    ax.legend(fontsize=8)
+    return ax

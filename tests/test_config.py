@@ -1,0 +1,51 @@
+import pytest
+
+from minibert4rec.config import BERT4RecConfig, is_smoke_run
+
+
+def test_defaults_are_recboles():
+    c = BERT4RecConfig()
+    assert (c.hidden_size, c.inner_size, c.n_layers, c.n_heads) == (64, 256, 2, 2)
+    assert (c.layer_norm_eps, c.initializer_range, c.mask_ratio, c.loss_type) == (1e-12, 0.02, 0.2, "CE")
+    assert c.hidden_act == "gelu" and c.head_dim == 32
+
+
+@pytest.mark.parametrize("changes, field", [
+    ({"n_heads": 3}, "n_heads=3 must divide hidden_size=64"),
+    ({"mask_ratio": 1.0}, "mask_ratio=1.0 must be a number in [0, 1)"),
+    ({"mask_ratio": -0.1}, "mask_ratio=-0.1"),
+    ({"hidden_dropout_prob": 1.5}, "hidden_dropout_prob=1.5"),
+    ({"hidden_act": "mish"}, "hidden_act='mish' is unknown"),
+    ({"loss_type": "BCE"}, "loss_type='BCE' is unknown"),
+    ({"hidden_size": 0}, "hidden_size=0 must be a positive integer"),
+    ({"max_seq_length": 1}, "max_seq_length=1 must be at least 2"),
+    ({"device": "tpu"}, "device='tpu' is unknown"),
+    ({"window_step": 500}, "window_step=500 must be between 1 and max_seq_length=50"),
+])
+def test_invalid_values_name_the_field(changes, field):
+    with pytest.raises(ValueError, match=field.replace("[", r"\[").replace("(", r"\(").replace(")", r"\)")):
+        BERT4RecConfig(**changes)
+
+
+@pytest.mark.parametrize("suffix", [".json", ".yaml"])
+def test_save_load_roundtrip(tmp_path, suffix):
+    c = BERT4RecConfig(hidden_size=32, n_heads=4, hidden_act="swish", loss_type="BPR", max_seq_length=200)
+    c.save(tmp_path / f"cfg{suffix}")
+    assert BERT4RecConfig.load(tmp_path / f"cfg{suffix}") == c
+    assert not list(tmp_path.glob("*.tmp"))
+
+
+def test_unknown_option_and_bad_files(tmp_path):
+    with pytest.raises(ValueError, match=r"unknown config option\(s\) \['hiden_size'\]"):
+        BERT4RecConfig.from_dict({"hiden_size": 64})
+    with pytest.raises(ValueError, match="use a .json, .yaml or .yml"):
+        BERT4RecConfig().save(tmp_path / "cfg.txt")
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        BERT4RecConfig.load(tmp_path / "missing.json")
+
+
+def test_smoke_switch(monkeypatch):
+    monkeypatch.setenv("MINIBERT4REC_SMOKE", "1")
+    assert is_smoke_run()
+    monkeypatch.setenv("MINIBERT4REC_SMOKE", "0")
+    assert not is_smoke_run()

@@ -1,0 +1,110 @@
+"""BERT4Rec's forward pass, masks, loss and output layer: properties that hold for any weights."""
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from minibert4rec.config import BERT4RecConfig
+from minibert4rec.model import BERT4Rec, PopularityModel
+
+N_ITEMS = 20
+
+
+def make_model(**changes) -> BERT4Rec:
+    torch.manual_seed(0)
+    config = BERT4RecConfig(hidden_size=16, inner_size=32, n_heads=2, max_seq_length=8, **changes)
+    return BERT4Rec(config, N_ITEMS).eval()
+
+
+def test_shapes_and_parameter_count():
+    model = make_model()
+    x = torch.tensor([[0, 0, 3, 4, 5, 6, 7, 21], [1, 2, 3, 4, 5, 6, 7, 8]])
+    hidden, attn = model(x, return_attention=True)
+    assert hidden.shape == (2, 8, 16)
+    assert len(attn) == 2 and attn[0].shape == (2, 2, 8, 8)
+    assert model.predict(x).shape == (2, N_ITEMS + 1)
+    D, I, L, V = 16, 32, 8, N_ITEMS
+    per_block = 4 * (D * D + D) + (D * I + I) + (I * D + D) + 2 * 2 * D
+    expected = (V + 2) * D + L * D + 2 * D + 2 * per_block + (D * D + D) + 2 * D + V
+    assert model.num_parameters() == expected
+
+
+def test_padding_is_ignored():
+    """Neither the amount of left padding nor the padding embedding changes the real positions."""
+    model = make_model()
+    padded = torch.tensor([[0, 0, 0, 0, 3, 9, 4, 21]])
+    h_padded, _ = model(padded)
+    h_short, _ = model(padded[:, 4:])  # the same history without padding
+    assert torch.allclose(h_padded[0, 4:], h_short[0], atol=1e-5)
+    with torch.no_grad():
+        model.item_embedding.weight[0] += 5.0
+    h_perturbed, _ = model(padded)
+    assert torch.allclose(h_padded[0, 4:], h_perturbed[0, 4:], atol=1e-5)
+
+
+def test_bidirectional_sees_the_future_and_causal_does_not():
+    x = torch.tensor([[1, 2, 3, 4, 5, 6, 7, 8]])
+    y = x.clone()
+    y[0, 6] = 15  # change a "future" item for position 3
+    for causal in (False, True):
+        model = make_model(causal=causal)
+        hx, _ = model(x)
+        hy, _ = model(y)
+        same = torch.allclose(hx[0, :6], hy[0, :6], atol=1e-6)
+        assert same == causal
+
+
+def test_fast_attention_path_equals_from_scratch_path():
+    model = make_model()
+    x = torch.tensor([[0, 0, 3, 4, 5, 6, 7, 21], [1, 2, 3, 4, 5, 6, 7, 8]])
+    fast, _ = model(x)
+    slow, _ = model(x, return_attention=True)
+    assert (fast - slow).abs().max() < 1e-5
+
+
+def test_ce_loss_is_cross_entropy_at_masked_positions_only():
+    model = make_model()
+    x = torch.tensor([[0, 0, 3, 21, 5, 6, 21, 8]])
+    labels = torch.tensor([[0, 0, 0, 4, 0, 0, 7, 0]])
+    hidden, _ = model(x)
+    logits = model.item_logits(hidden[0, [3, 6]])
+    expected = F.cross_entropy(logits, torch.tensor([3, 6]))
+    assert torch.allclose(model.loss(x, labels), expected, atol=1e-6)
+    # an untrained model is close to uniform: loss near log(N)
+    assert abs(float(expected) - math.log(N_ITEMS)) < 0.5
+
+
+def test_bpr_loss_and_errors():
+    model = make_model(loss_type="BPR")
+    x = torch.tensor([[0, 0, 3, 21, 5, 6, 21, 8]])
+    labels = torch.tensor([[0, 0, 0, 4, 0, 0, 7, 0]])
+    loss = model.loss(x, labels, generator=torch.Generator().manual_seed(0))
+    assert loss.item() > 0 and abs(loss.item() - math.log(2)) < 0.3
+    with pytest.raises(ValueError, match="labels hold no target"):
+        model.loss(x, torch.zeros_like(labels))
+    with pytest.raises(ValueError, match="max_seq_length=8"):
+        model(torch.ones(1, 9, dtype=torch.long))
+    with pytest.raises(ValueError, match="n_items=0"):
+        BERT4Rec(BERT4RecConfig(), 0)
+
+
+@pytest.mark.parametrize("act", ["gelu", "relu", "swish", "tanh", "sigmoid"])
+def test_every_activation_runs(act):
+    model = make_model(hidden_act=act)
+    scores = model.predict(torch.tensor([[0, 0, 0, 0, 1, 2, 3, 21]]))
+    assert scores[0, 0] == -math.inf and torch.isfinite(scores[0, 1:]).all()
+
+
+def test_initialisation_follows_initializer_range():
+    model = BERT4Rec(BERT4RecConfig(initializer_range=0.02), 5000)
+    std = model.item_embedding.weight.std().item()
+    assert 0.018 < std < 0.022
+    assert model.output_dense.bias.abs().sum() == 0 and model.embedding_norm.weight.eq(1).all()
+
+
+def test_popularity_model_ranks_by_count():
+    counts = torch.tensor([0, 5, 50, 1])
+    scores = PopularityModel(counts).predict(torch.zeros(2, 4, dtype=torch.long))
+    assert scores.shape == (2, 4) and scores[0].argmax() == 2 and scores[1, 0] == -math.inf

@@ -1,0 +1,122 @@
+"""The training loop: a small model learns, checkpoints resume exactly, the CLI runs end to end."""
+
+import json
+
+import pytest
+import torch
+
+from minibert4rec import cli
+from minibert4rec.config import BERT4RecConfig
+from minibert4rec.data import synthetic_sequences
+from minibert4rec.recommend import recommend
+from minibert4rec.train import (choose_device, evaluate_popularity, load_checkpoint, model_from_checkpoint, train,
+                                warmup_linear_decay)
+
+SMALL = dict(hidden_size=32, inner_size=64, n_heads=2, max_seq_length=20, batch_size=64, hidden_dropout_prob=0.1,
+             attn_dropout_prob=0.1, learning_rate=5e-3, warmup_steps=10, device="cpu", seed=0)
+
+
+@pytest.fixture(scope="module")
+def data():
+    return synthetic_sequences(n_users=300, n_items=40, seed=0)
+
+
+def test_warmup_then_linear_decay():
+    f = warmup_linear_decay(warmup_steps=4, total_steps=12)
+    assert [f(s) for s in range(4)] == [0.25, 0.5, 0.75, 1.0]
+    assert f(8) == 0.5 and f(12) == 0.0
+
+
+def test_device_choice_and_error():
+    assert choose_device("cpu").type == "cpu"
+    if not torch.cuda.is_available():
+        assert choose_device("auto").type in ("cpu", "mps")
+        with pytest.raises(ValueError, match="sees no CUDA GPU"):
+            choose_device("cuda")
+
+
+@pytest.fixture(scope="module")
+def trained(data):
+    config = BERT4RecConfig(epochs=8, **SMALL)
+    return train(config, data, progress=False)
+
+
+def test_a_small_model_learns_the_planted_pattern(data, trained):
+    popularity = evaluate_popularity(data)["full"]["HR@1"]
+    ours = trained.test["full"]["HR@1"]
+    assert ours > popularity + 0.2, (ours, popularity)
+    losses = trained.history["train_loss"].tolist()
+    assert losses[-1] < losses[0] - 0.5
+    assert {"valid_full_NDCG@10", "valid_sampled_NDCG@10", "tokens_per_s"} <= set(trained.history.columns)
+
+
+def test_the_causal_variant_learns_too(data):
+    result = train(BERT4RecConfig(epochs=6, causal=True, **SMALL), data, progress=False)
+    assert result.test["full"]["HR@1"] > evaluate_popularity(data)["full"]["HR@1"] + 0.2
+
+
+def test_resume_gives_the_uninterrupted_run(tmp_path, data):
+    config = BERT4RecConfig(epochs=3, **{**SMALL, "max_seq_length": 10})
+    full = train(config, data, progress=False)
+    train(config, data, out_dir=tmp_path, stop_after_epoch=1, progress=False)
+    state = load_checkpoint(tmp_path / "checkpoint.pt")  # weights_only=True inside
+    assert state["epoch"] == 1 and not list(tmp_path.glob("*.tmp"))
+    resumed = train(config, data, out_dir=tmp_path, resume_from=tmp_path / "checkpoint.pt", progress=False)
+    for (name, a), b in zip(full.model.state_dict().items(), resumed.model.state_dict().values()):
+        assert torch.equal(a, b), name
+    assert resumed.history["train_loss"].tolist() == full.history["train_loss"].tolist()
+    assert resumed.test == full.test
+
+
+def test_resume_with_another_config_is_refused(tmp_path, data):
+    config = BERT4RecConfig(epochs=1, **{**SMALL, "max_seq_length": 10})
+    train(config, data, out_dir=tmp_path, progress=False)
+    with pytest.raises(ValueError, match="another config or dataset"):
+        train(config.replace(hidden_size=16), data, resume_from=tmp_path / "checkpoint.pt", progress=False)
+
+
+def test_bad_checkpoints(tmp_path):
+    with pytest.raises(FileNotFoundError, match="train first"):
+        load_checkpoint(tmp_path / "none.pt")
+    (tmp_path / "bad.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(ValueError, match="damaged or not a minibert4rec checkpoint"):
+        load_checkpoint(tmp_path / "bad.pt")
+
+
+def test_recommend(trained, data):
+    history = data.sequences[0][:5]
+    top = recommend(trained.model, history, k=5)
+    assert len(top) == 5 and not set(i for i, _ in top) & set(history)
+    scores = [s for _, s in top]
+    assert scores == sorted(scores, reverse=True)
+    with pytest.raises(ValueError, match="history is empty"):
+        recommend(trained.model, [], k=5)
+    with pytest.raises(ValueError, match=r"item ids \[41\] are unknown"):
+        recommend(trained.model, [1, 41], k=5)
+    with pytest.raises(ValueError, match="k=100 must be between 1 and"):
+        recommend(trained.model, history, k=100)
+
+
+def test_cli_train_evaluate_recommend(tmp_path, capsys, data):
+    path = tmp_path / "seq.txt"
+    path.write_text("".join(f"{u + 1} {i}\n" for u, seq in enumerate(data.sequences[:120]) for i in seq))
+    out = tmp_path / "run"
+    code = cli.main(["train", "--dataset", str(path), "--epochs", "1", "--device", "cpu", "--max-seq-length", "10",
+                     "--hidden-size", "16", "--inner-size", "32", "--out", str(out), "--quiet", "--data-dir",
+                     str(tmp_path)])
+    assert code == 0
+    assert {"config.json", "metrics.json", "checkpoint.pt", "history.csv"} <= {p.name for p in out.iterdir()}
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert set(metrics["test"]) == {"full", "sampled"}
+    assert set(metrics["test"]["full"]) >= {"HR@1", "HR@5", "HR@10", "NDCG@5", "NDCG@10", "MRR"}
+    printed = capsys.readouterr().out
+    assert "test / sampled" in printed
+    assert cli.main(["evaluate", "--checkpoint", str(out / "checkpoint.pt")]) == 0
+    table = capsys.readouterr().out
+    assert f"{metrics['test']['full']['NDCG@10']:.4f}" in table  # the same numbers again
+    raw = data.item_ids[data.sequences[0][0] - 1]
+    assert cli.main(["recommend", "--checkpoint", str(out / "checkpoint.pt"), "--items", str(raw), "-k", "3"]) == 0
+    assert len(capsys.readouterr().out.strip().splitlines()) == 4
+    assert cli.main(["recommend", "--checkpoint", str(out / "checkpoint.pt"), "--items", "999999", "-k", "3"]) == 2
+    assert "not in" in capsys.readouterr().err
+    assert model_from_checkpoint(load_checkpoint(out / "checkpoint.pt")).n_items == data.n_items
