@@ -200,12 +200,14 @@ def train(
     eval_batch_size: int = 1024,
     dataset_info: dict[str, Any] | None = None,
     on_epoch_end: Callable[[dict[str, float]], None] | None = None,
+    time_budget_s: float | None = None,
 ) -> TrainResult:
     """Train BERT4Rec on ``data`` with ``config``; evaluate on validation; test the best model.
 
     ``out_dir`` receives ``checkpoint.pt`` after every epoch; ``resume_from`` continues such a checkpoint (same
     config and data) exactly where it stopped; ``stop_after_epoch`` ends this call early (as a crash would), which
-    the resume test uses. ``dataset_info`` (e.g. ``{"dataset": "ml-1m"}``) is stored in the checkpoint so that
+    the resume test uses; ``time_budget_s`` stops after the first epoch that ends past that much training time.
+    ``dataset_info`` (e.g. ``{"dataset": "ml-1m"}``) is stored in the checkpoint so that
     ``evaluate`` and ``recommend`` can reload the data.
     """
     device = choose_device(config.device)
@@ -251,7 +253,7 @@ def train(
         model.train()
         t0 = time.perf_counter()
         batches = (causal_batches(windows, config.batch_size, config.seed, epoch) if config.causal
-                   else dataset.batches(config.batch_size, epoch))
+                   else dataset.batches(config.batch_size, epoch, group_by_length=True))
         bar = tqdm(batches, total=steps_per_epoch, desc=f"epoch {epoch}/{config.epochs}", disable=not progress,
                    leave=False, mininterval=1.0)
         loss_sum, n_steps, n_sequences, n_tokens = torch.zeros((), device=device), 0, 0, 0
@@ -298,6 +300,7 @@ def train(
             shown = {k: round(v, 4) for k, v in row.items() if k in ("train_loss", "valid_full_NDCG@10", "valid_sampled_NDCG@10")}
             tqdm.write(f"epoch {epoch}: {shown} ({seconds:.1f}s)")
         stop = config.patience > 0 and best["bad_evals"] >= config.patience
+        stop = stop or (time_budget_s is not None and elapsed >= time_budget_s)
         if out_dir is not None:
             save_checkpoint(Path(out_dir) / "checkpoint.pt", {
                 "version": CHECKPOINT_VERSION, "config": config.to_dict(), "n_items": data.n_items,

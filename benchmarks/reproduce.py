@@ -1,0 +1,98 @@
+"""Reproduce the BERT4Rec paper's ML-1m row: train with the paper's settings, report both protocols and the time.
+
+    python benchmarks/reproduce.py --dataset ../shared/data/ml-1m/sequences_by_time.txt --out benchmarks/results/ml1m_cpu.json
+
+Settings (paper, section 4 and its code; RecBole names): max_seq_length 200, mask_ratio 0.2, hidden_size 64,
+inner_size 256, n_layers 2, n_heads 2, dropout 0.1, GELU. Test metrics under the paper's protocol (the test item
+among 100 negatives sampled by popularity) and under full ranking, plus the wall time, epochs and the machine.
+The JSON is rewritten after every epoch (the learning curve so far), atomically, so a long run can be watched.
+The paper's numbers are printed beside ours for comparison and stored under "paper", never as ours.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+from common import git_commit, machine, peak_memory_mb
+
+from minibert4rec.config import BERT4RecConfig
+from minibert4rec.data import load_dataset
+from minibert4rec.train import train
+
+PAPER_ML1M = {"HR@1": 0.2863, "HR@5": 0.5876, "HR@10": 0.6970, "NDCG@5": 0.4454, "NDCG@10": 0.4818, "MRR": 0.4254}
+
+
+def write_json(path: Path, payload: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(payload, indent=2) + "\n")
+    os.replace(tmp, path)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--dataset", default=str(Path(__file__).resolve().parents[2] / "shared/data/ml-1m/sequences_by_time.txt"))
+    parser.add_argument("--data-dir", default="data")
+    parser.add_argument("--out", default="benchmarks/results/reproduce_ml1m.json")
+    parser.add_argument("--epochs", type=int, default=60)
+    parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--warmup-steps", type=int, default=200)
+    parser.add_argument("--dropout", type=float, default=0.1)
+    parser.add_argument("--weight-decay", type=float, default=0.0)
+    parser.add_argument("--last-item-ratio", type=float, default=0.1)
+    parser.add_argument("--window-step", type=int, default=None)
+    parser.add_argument("--eval-every", type=int, default=2)
+    parser.add_argument("--time-budget-minutes", type=float, default=None, help="stop after the epoch that passes it")
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--compile", action="store_true")
+    args = parser.parse_args()
+
+    data = load_dataset(args.dataset, data_dir=args.data_dir)
+    config = BERT4RecConfig(
+        max_seq_length=200, mask_ratio=0.2, hidden_size=64, inner_size=256, n_layers=2, n_heads=2,
+        hidden_dropout_prob=args.dropout, attn_dropout_prob=args.dropout, hidden_act="gelu",
+        batch_size=args.batch_size, epochs=args.epochs, learning_rate=args.lr, warmup_steps=args.warmup_steps,
+        weight_decay=args.weight_decay, last_item_ratio=args.last_item_ratio, window_step=args.window_step,
+        eval_every=args.eval_every, device=args.device, compile=args.compile,
+    )
+    out = Path(args.out)
+    payload = {
+        "command": " ".join([Path(sys.executable).name] + sys.argv), "git_commit": git_commit(), "machine": machine(),
+        "dataset": data.name, "stats": data.stats(), "config": config.to_dict(), "status": "running", "curve": [],
+        "paper": {"source": "Sun et al. 2019, Table 2, ML-1m, BERT4Rec (100 popularity-sampled negatives)",
+                  **PAPER_ML1M},
+    }
+    write_json(out, payload)
+    start = time.perf_counter()
+
+    def on_epoch_end(row: dict) -> None:
+        payload["curve"].append({k: (round(v, 5) if isinstance(v, float) else v) for k, v in row.items()})
+        write_json(out, payload)
+
+    budget = args.time_budget_minutes * 60 if args.time_budget_minutes else None
+    result = train(config, data, progress=False, on_epoch_end=on_epoch_end, time_budget_s=budget)
+    payload.update({
+        "status": "done", "device": result.device, "epochs_run": int(result.history["epoch"].max()),
+        "best_epoch": result.best_epoch, "train_seconds": round(result.train_seconds, 1),
+        "wall_seconds": round(time.perf_counter() - start, 1), "peak_memory_mb": round(peak_memory_mb(result.device), 1),
+        "test": result.test, "valid": result.valid,
+    })
+    # time-to-quality: first evaluation whose validation (sampled) numbers reach the paper's test row
+    reached = [r for r in payload["curve"] if r.get("valid_sampled_HR@10", 0) >= PAPER_ML1M["HR@10"]
+               and r.get("valid_sampled_NDCG@10", 0) >= PAPER_ML1M["NDCG@10"]]
+    payload["valid_reaches_paper_at_seconds"] = reached[0]["elapsed_seconds"] if reached else None
+    write_json(out, payload)
+    print(f"{'metric':8s} {'ours (sampled)':>15s} {'paper':>8s} {'ours (full)':>12s}")
+    for m, v in PAPER_ML1M.items():
+        print(f"{m:8s} {result.test['sampled'][m]:15.4f} {v:8.4f} {result.test['full'][m]:12.4f}")
+    print(f"{result.train_seconds / 60:.1f} min of training on {result.device}, {payload['epochs_run']} epochs")
+
+
+if __name__ == "__main__":
+    main()

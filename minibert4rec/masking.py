@@ -1,0 +1,283 @@
+"""The Cloze task: hide some items of a history and ask the model to fill them in (BERT4Rec, Sun et al. 2019, §3.6).
+
+Shapes: b batch, n positions (= max_len), w windows. Ids: 0 = padding, 1..N items, N+1 = [mask].
+
+1. **Windows** — a history longer than ``max_len`` is cut into overlapping windows (``sliding_windows``) that
+   step back from the most recent item, so the last window always ends at the last training item.
+2. **Left padding** — each window becomes a row of a LongTensor, padded on the left (``left_pad``), so the most
+   recent item sits at position n-1 for every user.
+3. **Masking** — ``cloze_mask`` hides each real item with probability ``mask_ratio`` (at least one per row);
+   the labels hold the hidden item at masked positions and 0 (= ignore) everywhere else.
+4. **Mask-last samples** — the test task is "predict the item after the history", i.e. a [mask] at the end.
+   The paper adds training samples that mask only the last item (``mask_last``) to match it.
+5. **Inference** — ``inference_inputs`` appends [mask] to each history; the prediction is read at position n-1.
+
+All randomness comes from an explicit ``torch.Generator``; every function works on whole (b n) tensors at once.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+
+import torch
+
+PAD = 0
+
+
+# --------------------------------------------------------------------------------------------- checks
+def _check_max_len(max_len: int, minimum: int = 2) -> None:
+    if not isinstance(max_len, int) or max_len < minimum:
+        raise ValueError(f"max_len={max_len!r} must be an integer >= {minimum} (room for history + [mask]).")
+
+
+def _check_items(items: torch.Tensor) -> None:
+    if not isinstance(items, torch.Tensor) or items.ndim != 2 or items.dtype.is_floating_point:
+        shape = tuple(items.shape) if isinstance(items, torch.Tensor) else type(items).__name__
+        raise ValueError(f"items must be a 2-D integer tensor (b n) of item ids, got {shape}; "
+                         "batch 1-D sequences with items[None] or left_pad(...).")
+
+
+def _check_step(step: int | None, max_len: int) -> int:
+    step = max(1, max_len // 2) if step is None else step
+    if not isinstance(step, int) or not 1 <= step <= max_len:
+        raise ValueError(f"step={step!r} must be an integer between 1 and max_len={max_len} "
+                         "(a larger step would skip items between windows).")
+    return step
+
+
+# --------------------------------------------------------------------------------------------- padding & windows
+def _gather(flat: torch.Tensor, offsets: torch.Tensor, ends: torch.Tensor, max_len: int, pad_id: int) -> torch.Tensor:
+    """Rows ``seq[max(0, end - max_len):end]``, left-padded, for sequences stored back to back in ``flat``.
+
+    offsets, ends: (w,) where each sequence starts in ``flat`` and where its window ends (exclusive, in the sequence).
+    """
+    pos = ends[:, None] - max_len + torch.arange(max_len)  # (w n) position inside the user's sequence
+    if flat.numel() == 0:
+        return torch.full(pos.shape, pad_id, dtype=torch.long)
+    values = flat[(offsets[:, None] + pos).clamp(0, flat.numel() - 1)]  # (w n); garbage where pos < 0
+    return torch.where(pos >= 0, values, torch.full_like(values, pad_id))
+
+
+def _flatten(seqs: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """All sequences concatenated (total,), each one's length (b,) and its offset in the concatenation (b,)."""
+    lengths = torch.tensor([len(s) for s in seqs], dtype=torch.long)
+    flat = torch.tensor([x for s in seqs for x in s], dtype=torch.long)
+    return flat, lengths, torch.cumsum(lengths, 0) - lengths
+
+
+def left_pad(seqs: list[list[int]], max_len: int, pad_id: int = PAD) -> torch.Tensor:
+    """Keep the last ``max_len`` items of each sequence and pad on the left: list of b lists -> (b max_len).
+
+    >>> left_pad([[1, 2, 3], [4]], 2)
+    tensor([[2, 3],
+            [0, 4]])
+    """
+    _check_max_len(max_len, minimum=1)
+    flat, lengths, offsets = _flatten(seqs)
+    return _gather(flat, offsets, lengths, max_len, pad_id)
+
+
+def inference_inputs(histories: list[list[int]], max_len: int, mask_id: int) -> torch.Tensor:
+    """``history[-(L-1):] + [mask]``, left-padded: (b L). The model's prediction is read at position L-1.
+
+    >>> inference_inputs([[1, 2, 3], [4]], 3, mask_id=9)
+    tensor([[2, 3, 9],
+            [0, 4, 9]])
+    """
+    _check_max_len(max_len)
+    history = left_pad(histories, max_len - 1)  # (b L-1); note history[-0:] would be the whole list
+    return torch.cat([history, torch.full((len(histories), 1), mask_id, dtype=torch.long)], dim=1)
+
+
+def _window_ends(lengths: torch.Tensor, max_len: int, step: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """For each sequence of length L, the end (exclusive) of each of its windows, oldest first.
+
+    Windows end at L, L - step, L - 2 step, ... while they still start after item 0; one more window ends at
+    min(L, max_len) and starts at item 0. So the newest window ends at the last item, every item is covered, and
+    a sequence with L <= max_len gives exactly one window. Empty sequences give none.
+    Returns (ends (w,), owner (w,) = index of the sequence each window comes from).
+    """
+    counts = torch.where(lengths > max_len, (lengths - max_len + step - 1) // step + 1, (lengths > 0).long())  # (b,)
+    owner = torch.repeat_interleave(torch.arange(len(lengths)), counts)  # (w,)
+    first = torch.repeat_interleave(torch.cumsum(counts, 0) - counts, counts)  # (w,) first window of the owner
+    k = counts[owner] - 1 - (torch.arange(len(owner)) - first)  # windows counted back from the newest: k = 0 newest
+    length = lengths[owner]
+    return torch.maximum(length - k * step, length.clamp(max=max_len)), owner
+
+
+def sliding_windows(sequence: list[int], max_len: int, step: int | None = None) -> list[list[int]]:
+    """Cut one history into windows of at most ``max_len`` items, oldest first; ``step`` defaults to max_len // 2.
+
+    >>> sliding_windows([1, 2, 3, 4, 5, 6, 7], max_len=4, step=2)
+    [[1, 2, 3, 4], [2, 3, 4, 5], [4, 5, 6, 7]]
+    """
+    _check_max_len(max_len)
+    step = _check_step(step, max_len)
+    ends, _ = _window_ends(torch.tensor([len(sequence)]), max_len, step)
+    return [list(sequence[max(0, e - max_len):e]) for e in ends.tolist()]
+
+
+# --------------------------------------------------------------------------------------------- masking
+def cloze_mask(
+    items: torch.Tensor,
+    mask_ratio: float,
+    mask_id: int,
+    generator: torch.Generator | None = None,
+    n_items: int | None = None,
+    replace_prob: tuple[float, float, float] = (1.0, 0.0, 0.0),
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mask each real item with probability ``mask_ratio``: (b n) -> inputs (b n), labels (b n).
+
+    * padding (0) is never masked; every row with at least one item gets at least one mask (if the coin flips
+      mask none, the real item with the smallest draw is masked: by symmetry a uniformly random one);
+    * labels = the original item at masked positions, 0 elsewhere (0 = "no loss here");
+    * ``replace_prob = (p_mask, p_random, p_keep)``: what a masked position shows the model. BERT uses
+      (0.8, 0.1, 0.1): [mask] 80%, a random item from 1..n_items 10%, the item itself 10%. BERT4Rec uses (1, 0, 0).
+    So E[#masked] = L * mask_ratio + (1 - mask_ratio) ** L for a row with L items.
+    """
+    _check_items(items)
+    if not isinstance(mask_ratio, (int, float)) or not 0.0 <= mask_ratio < 1.0:
+        raise ValueError(f"mask_ratio={mask_ratio!r} must be a number in [0, 1), e.g. the paper's 0.2.")
+    if len(replace_prob) != 3 or min(replace_prob) < 0 or abs(sum(replace_prob) - 1.0) > 1e-6:
+        raise ValueError(f"replace_prob={replace_prob!r} must be 3 non-negative probabilities (mask, random, keep) "
+                         "summing to 1, e.g. (0.8, 0.1, 0.1) or (1.0, 0.0, 0.0).")
+    if replace_prob[1] > 0 and not (isinstance(n_items, int) and n_items >= 1):
+        raise ValueError(f"n_items={n_items!r}: random replacement (replace_prob[1] > 0) needs the number of items.")
+    items = items.long()
+    if items.numel() == 0:
+        return items.clone(), torch.zeros_like(items)
+    real = items != PAD  # (b n)
+    draw = torch.rand(items.shape, generator=generator, device=items.device)  # (b n)
+    masked = (draw < mask_ratio) & real
+    smallest = torch.where(real, draw, torch.full_like(draw, 2.0)).argmin(dim=1, keepdim=True)  # (b 1)
+    needs_one = (real.any(dim=1) & ~masked.any(dim=1))[:, None]  # (b 1)
+    masked = masked.scatter(1, smallest, masked.gather(1, smallest) | needs_one)
+    labels = torch.where(masked, items, torch.zeros_like(items))
+    inputs = torch.where(masked, torch.full_like(items, mask_id), items)
+    if replace_prob[0] < 1.0:
+        action = torch.rand(items.shape, generator=generator, device=items.device)  # (b n)
+        is_random = masked & (action >= replace_prob[0]) & (action < replace_prob[0] + replace_prob[1])
+        is_kept = masked & (action >= replace_prob[0] + replace_prob[1])
+        if replace_prob[1] > 0:
+            random_items = torch.randint(1, n_items + 1, items.shape, generator=generator, device=items.device)
+            inputs = torch.where(is_random, random_items, inputs)
+        inputs = torch.where(is_kept, items, inputs)
+    return inputs, labels
+
+
+def mask_last(items: torch.Tensor, mask_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mask only the last real item of each row (the test-time task): (b n) -> inputs (b n), labels (b n).
+
+    >>> mask_last(torch.tensor([[0, 5, 6], [0, 0, 0]]), mask_id=9)
+    (tensor([[0, 5, 9],
+            [0, 0, 0]]), tensor([[0, 0, 6],
+            [0, 0, 0]]))
+    """
+    _check_items(items)
+    items = items.long()
+    if items.numel() == 0:
+        return items.clone(), torch.zeros_like(items)
+    real = items != PAD  # (b n)
+    last = (torch.arange(items.shape[1], device=items.device) * real).argmax(dim=1, keepdim=True)  # (b 1)
+    masked = torch.zeros_like(real).scatter(1, last, real.gather(1, last))
+    return torch.where(masked, mask_id, items), torch.where(masked, items, 0)
+
+
+# --------------------------------------------------------------------------------------------- dataset
+class ClozeDataset:
+    """Training windows plus fresh Cloze masks every epoch, served as (inputs, labels) batches of shape (b n).
+
+    The windows are built once (``self.windows``: (w n), left-padded, oldest window of each user first).
+    Each epoch every window appears once as a Cloze sample, plus ``K = round(w * r / (1 - r))`` extra
+    *mask-last* samples (windows drawn uniformly with replacement, ``r = last_item_ratio``), so that a fraction
+    r of the epoch's ``w + K`` samples are mask-last samples — the paper's extra samples that match the test task.
+    ``batches(batch_size, epoch)`` depends only on (seed, epoch): resuming at epoch e gives the same batches.
+    """
+
+    def __init__(
+        self,
+        train_sequences: list[list[int]],
+        max_len: int,
+        mask_ratio: float,
+        mask_id: int,
+        n_items: int,
+        step: int | None = None,
+        last_item_ratio: float = 0.0,
+        seed: int = 0,
+        replace_prob: tuple[float, float, float] = (1.0, 0.0, 0.0),
+    ) -> None:
+        _check_max_len(max_len)
+        self.step = _check_step(step, max_len)
+        if not isinstance(mask_ratio, (int, float)) or not 0.0 <= mask_ratio < 1.0:
+            raise ValueError(f"mask_ratio={mask_ratio!r} must be a number in [0, 1), e.g. the paper's 0.2.")
+        if not isinstance(last_item_ratio, (int, float)) or not 0.0 <= last_item_ratio < 1.0:
+            raise ValueError(f"last_item_ratio={last_item_ratio!r} must be a number in [0, 1), e.g. 0.1.")
+        if mask_id in range(0, n_items + 1):
+            raise ValueError(f"mask_id={mask_id} collides with padding or an item id 1..{n_items}; use n_items + 1.")
+        flat, lengths, offsets = _flatten(train_sequences)
+        if flat.numel() == 0:
+            raise ValueError("train_sequences has no items at all; nothing to train on.")
+        if int(flat.min()) < 1 or int(flat.max()) > n_items:
+            raise ValueError(f"train_sequences hold ids outside 1..n_items={n_items} "
+                             f"(min {int(flat.min())}, max {int(flat.max())}); re-index items (data.preprocess).")
+        ends, owner = _window_ends(lengths, max_len, self.step)
+        self.windows = _gather(flat, offsets[owner], ends, max_len, PAD)  # (w n)
+        self.window_owner = owner  # (w,) index into train_sequences
+        self.max_len, self.mask_ratio, self.mask_id, self.n_items = max_len, mask_ratio, mask_id, n_items
+        self.last_item_ratio, self.seed, self.replace_prob = last_item_ratio, seed, tuple(replace_prob)
+        self.n_mask_last = round(len(self.windows) * last_item_ratio / (1.0 - last_item_ratio))
+
+    def __len__(self) -> int:
+        """Number of windows (the Cloze samples of one epoch, without the extra mask-last samples)."""
+        return len(self.windows)
+
+    def __getitem__(self, index: int) -> torch.Tensor:
+        """One unmasked window: (n,)."""
+        return self.windows[index]
+
+    @property
+    def samples_per_epoch(self) -> int:
+        return len(self.windows) + self.n_mask_last
+
+    def num_batches(self, batch_size: int) -> int:
+        return math.ceil(self.samples_per_epoch / batch_size)
+
+    def batches(self, batch_size: int, epoch: int, shuffle: bool = True,
+                group_by_length: bool = False) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """Yield ``num_batches(batch_size)`` pairs (inputs (b n), labels (b n)); the last batch may be smaller.
+
+        ``group_by_length=True`` is a speed trick that changes no result: the shuffled samples are cut into chunks
+        of 50 batches, sorted by length inside each chunk, batched, and the batches shuffled again; then every
+        batch drops its leading columns that are padding in every row, so n shrinks to the longest history in the
+        batch. Short histories no longer pay for 200 positions of padding. (The model counts positions from the
+        right end, so a trimmed batch gives exactly the same outputs as the padded one.)
+        """
+        if not isinstance(batch_size, int) or batch_size < 1:
+            raise ValueError(f"batch_size={batch_size!r} must be a positive integer.")
+        generator = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
+        w = len(self.windows)
+        extra = torch.randint(0, w, (self.n_mask_last,), generator=generator)  # (K,) windows of mask-last samples
+        source = torch.cat([torch.arange(w), extra])  # (w+K,) sample -> window
+        is_last = torch.arange(w + self.n_mask_last) >= w  # (w+K,)
+        order = torch.randperm(w + self.n_mask_last, generator=generator) if shuffle else torch.arange(len(source))
+        picks = list(order.split(batch_size))
+        if group_by_length:
+            lengths = (self.windows[source] > 0).sum(dim=1)  # (w+K,) real items per sample
+            picks = []
+            for chunk in order.split(50 * batch_size):
+                chunk = chunk[torch.argsort(lengths[chunk], stable=True)]
+                picks.extend(chunk.split(batch_size))
+            picks = [picks[i] for i in torch.randperm(len(picks), generator=generator)]
+        for pick in picks:
+            items = self.windows[source[pick]]  # (b n)
+            if group_by_length:
+                first = int((items > 0).any(dim=0).int().argmax())  # first column holding a real item
+                items = items[:, first:]
+            inputs, labels = cloze_mask(items, self.mask_ratio, self.mask_id, generator,
+                                        n_items=self.n_items, replace_prob=self.replace_prob)
+            if self.n_mask_last:
+                last_inputs, last_labels = mask_last(items, self.mask_id)
+                row = is_last[pick][:, None]  # (b 1)
+                inputs, labels = torch.where(row, last_inputs, inputs), torch.where(row, last_labels, labels)
+            yield inputs, labels

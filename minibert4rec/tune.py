@@ -1,0 +1,112 @@
+"""Hyper-parameter search that reads RecBole's ``hyper.test`` files unchanged.
+
+A ``hyper.test`` file has one parameter per line: ``name kind values``::
+
+    learning_rate choice [0.01,0.005,0.001]
+    hidden_dropout_prob uniform 0.1,0.5
+    weight_decay loguniform -9,-4        # exp(uniform(-9, -4)), as hyperopt's loguniform
+    train_batch_size choice [128,256]
+
+When every line is a ``choice`` the search is the full grid (as RecBole's exhaustive search); otherwise
+``--max-trials`` configurations are drawn at random (seeded). Each trial is a normal :func:`train` run; the table
+is sorted by validation NDCG@10 (full ranking) and shows the test metrics of every trial.
+"""
+
+from __future__ import annotations
+
+import ast
+import itertools
+import json
+import math
+import random
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from .config import BERT4RecConfig
+
+# RecBole names that differ from ours
+RECBOLE_ALIASES = {"train_batch_size": "batch_size", "epochs": "epochs", "MAX_ITEM_LIST_LENGTH": "max_seq_length"}
+KINDS = ("choice", "uniform", "loguniform", "quniform")
+
+
+def parse_hyper_file(path: str | Path) -> dict[str, tuple[str, Any]]:
+    """``{config_field: (kind, values)}`` from a RecBole ``hyper.test`` file; errors name the file and line."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"parameter file {path} does not exist.")
+    known = set(BERT4RecConfig().to_dict()) - {"extra"}
+    space: dict[str, tuple[str, Any]] = {}
+    for number, line in enumerate(path.read_text().splitlines(), start=1):
+        line = line.split("#", 1)[0].strip()
+        if not line:
+            continue
+        parts = line.split(maxsplit=2)
+        if len(parts) != 3 or parts[1] not in KINDS:
+            raise ValueError(f"{path}, line {number}: expected 'name {'|'.join(KINDS)} values', got {line!r}.")
+        name, kind, text = parts
+        field = RECBOLE_ALIASES.get(name, name)
+        if field not in known:
+            raise ValueError(f"{path}, line {number}: {name!r} is not a BERT4Rec option; known: {', '.join(sorted(known))}.")
+        try:
+            values = ast.literal_eval(text) if kind == "choice" else [float(v) for v in text.split(",")]
+        except (ValueError, SyntaxError):
+            raise ValueError(f"{path}, line {number}: cannot read the values {text!r}.") from None
+        if kind == "choice" and (not isinstance(values, list) or not values):
+            raise ValueError(f"{path}, line {number}: 'choice' needs a non-empty list like [0.1,0.2].")
+        if kind != "choice" and len(values) != (3 if kind == "quniform" else 2):
+            raise ValueError(f"{path}, line {number}: {kind} needs low,high{',q' if kind == 'quniform' else ''}.")
+        space[field] = (kind, values)
+    if not space:
+        raise ValueError(f"parameter file {path} holds no parameter line.")
+    return space
+
+
+def trials(space: dict[str, tuple[str, Any]], max_trials: int | None = None, seed: int = 0) -> list[dict[str, Any]]:
+    """The configurations to try: the grid when all are ``choice``, else ``max_trials`` random draws."""
+    names = list(space)
+    if all(kind == "choice" for kind, _ in space.values()):
+        grid = [dict(zip(names, combo)) for combo in itertools.product(*(space[n][1] for n in names))]
+        return grid[:max_trials] if max_trials else grid
+    rng = random.Random(seed)
+
+    def draw(kind: str, values: Any) -> Any:
+        if kind == "choice":
+            return rng.choice(values)
+        if kind == "uniform":
+            return rng.uniform(*values)
+        if kind == "loguniform":
+            return math.exp(rng.uniform(*values))
+        low, high, q = values
+        return round(rng.uniform(low, high) / q) * q
+
+    return [{n: draw(*space[n]) for n in names} for _ in range(max_trials or 10)]
+
+
+def run_search(args: Any) -> pd.DataFrame:
+    """Run every trial (``args`` from the CLI's ``tune`` subcommand); print and save the sorted table."""
+    from .cli import _config_from_args, _load
+    from .train import train
+
+    base = _config_from_args(args)
+    space = parse_hyper_file(args.params_file)
+    data = _load(args)
+    rows = []
+    for number, params in enumerate(trials(space, args.max_trials, seed=base.seed), start=1):
+        params = {k: int(v) if isinstance(getattr(base, k), int) and not isinstance(getattr(base, k), bool)
+                  and float(v).is_integer() else v for k, v in params.items()}
+        config = base.replace(**params)
+        result = train(config, data, progress=not args.quiet)
+        row = {"trial": number, **params, "valid NDCG@10": result.valid["full"]["NDCG@10"],
+               **{f"test {m}": v for m, v in result.test["full"].items()},
+               "test sampled NDCG@10": result.test["sampled"]["NDCG@10"], "seconds": round(result.train_seconds, 1)}
+        rows.append(row)
+        print(f"trial {number}: {params} -> valid NDCG@10 {row['valid NDCG@10']:.4f}", flush=True)
+    table = pd.DataFrame(rows).sort_values("valid NDCG@10", ascending=False).reset_index(drop=True)
+    out = Path(args.out or f"runs/tune-{data.name}")
+    out.mkdir(parents=True, exist_ok=True)
+    table.to_csv(out / "trials.csv", index=False)
+    (out / "best.json").write_text(json.dumps(table.iloc[0].to_dict(), indent=2, default=str) + "\n")
+    print(table.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+    return table

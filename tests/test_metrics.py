@@ -1,0 +1,224 @@
+"""Ranking metrics: values worked out by hand, pessimistic ties, exclusion, popularity sampling, errors, speed."""
+
+import math
+import time
+
+import pytest
+import torch
+
+from minibert4rec.metrics import (
+    evaluate_scores,
+    hit_rate_at_k,
+    mrr,
+    ndcg_at_k,
+    ranking_metrics,
+    recall_at_k,
+    sample_negatives,
+    sampled_ranks,
+    target_ranks,
+)
+
+
+def gen(seed: int = 0) -> torch.Generator:
+    return torch.Generator().manual_seed(seed)
+
+
+# ----------------------------------------------------------------------------- metrics from ranks
+def test_metric_values_by_hand():
+    ranks = torch.tensor([1, 3, 11])
+    assert hit_rate_at_k(ranks, 10) == pytest.approx(2 / 3)
+    assert recall_at_k(ranks, 10) == pytest.approx(2 / 3)
+    assert hit_rate_at_k(ranks, 1) == pytest.approx(1 / 3)
+    assert hit_rate_at_k(ranks, 11) == pytest.approx(1.0)
+    assert ndcg_at_k(ranks, 10) == pytest.approx((1 + 1 / math.log2(4) + 0) / 3)  # = 0.5
+    assert ndcg_at_k(ranks, 11) == pytest.approx((1 + 0.5 + 1 / math.log2(12)) / 3)
+    assert mrr(ranks) == pytest.approx((1 + 1 / 3 + 1 / 11) / 3)
+    assert mrr(ranks, k=10) == pytest.approx((1 + 1 / 3) / 3)  # RecBole MRR@10: rank 11 counts 0
+
+
+def test_ranking_metrics_keys_and_values():
+    out = ranking_metrics(torch.tensor([1, 3, 11]))
+    assert list(out) == ["HR@1", "HR@5", "HR@10", "NDCG@5", "NDCG@10", "MRR"]
+    assert all(isinstance(v, float) for v in out.values())
+    assert out["HR@5"] == pytest.approx(2 / 3)
+    assert out["NDCG@5"] == pytest.approx(0.5)
+    assert out["MRR"] == pytest.approx((1 + 1 / 3 + 1 / 11) / 3)
+
+
+# ----------------------------------------------------------------------------- full ranking
+def test_target_ranks_by_hand_and_padding_ignored():
+    #                        pad   1    2    3    4
+    scores = torch.tensor([[99.0, 0.1, 0.9, 0.5, 0.3],
+                           [99.0, 0.1, 0.9, 0.5, 0.3],
+                           [99.0, 0.1, 0.9, 0.5, 0.3]])
+    ranks = target_ranks(scores, torch.tensor([2, 3, 1]))
+    assert ranks.tolist() == [1, 2, 4]  # column 0 (99.0) never outranks anything
+    assert ranks.dtype == torch.long
+
+
+def test_ties_are_pessimistic():
+    scores = torch.zeros(2, 6)  # constant model, 5 items
+    assert target_ranks(scores, [1, 5]).tolist() == [5, 5]
+    scores = torch.tensor([[0.0, 1.0, 2.0, 2.0, 0.0]])
+    assert target_ranks(scores, [2]).tolist() == [2]  # item 3 ties with the target and goes first
+    assert sampled_ranks(scores, [2], torch.tensor([[3, 1]])).tolist() == [2]
+
+
+def test_target_ranks_match_brute_force():
+    g = gen(1)
+    scores = torch.randint(0, 4, (30, 9), generator=g).float()  # many ties
+    targets = torch.randint(1, 9, (30,), generator=g)
+    expected = [1 + sum(scores[r, j] >= scores[r, t] for j in range(1, 9) if j != t) for r, t in enumerate(targets.tolist())]
+    assert target_ranks(scores, targets).tolist() == expected
+
+
+def test_exclusion_and_target_never_excluded():
+    scores = torch.tensor([[0.0, 0.1, 0.9, 0.5, 0.3, 0.8]])
+    assert target_ranks(scores, [4]).tolist() == [4]  # items 2, 5, 3 above
+    assert target_ranks(scores, [4], exclude=[[2, 5]]).tolist() == [2]  # only item 3 left above
+    assert target_ranks(scores, [4], exclude=[[2, 5, 4, 0]]).tolist() == [2]  # target in the list: still ranked
+    assert target_ranks(scores, [4], exclude=[[1]]).tolist() == [4]  # excluding a lower item changes nothing
+    two = scores.repeat(2, 1)
+    assert target_ranks(two, [4, 4], exclude=[[2, 3, 5], []]).tolist() == [1, 4]  # rows are independent
+
+
+# ----------------------------------------------------------------------------- sampled protocol
+def test_sampled_ranks_by_hand():
+    scores = torch.tensor([[0.0, 0.1, 0.9, 0.5, 0.3, 0.8]])
+    assert sampled_ranks(scores, [4], torch.tensor([[1, 2, 3]])).tolist() == [3]
+    assert sampled_ranks(scores, [2], torch.tensor([[1, 3, 4, 5]])).tolist() == [1]
+    with pytest.raises(ValueError, match="own target"):
+        sampled_ranks(scores, [4], torch.tensor([[4, 1]]))
+    with pytest.raises(ValueError, match="1..5"):
+        sampled_ranks(scores, [4], torch.tensor([[0, 1]]))
+
+
+def test_negatives_never_target_padding_or_excluded():
+    n_items = 30
+    counts = torch.arange(n_items + 1)  # item i seen i times; padding 0
+    targets = torch.randint(1, n_items + 1, (500,), generator=gen(2))
+    exclude = [list(range(1, 1 + (r % 10))) + [t] for r, t in enumerate(targets.tolist())]
+    neg = sample_negatives(counts, targets, n_negatives=15, exclude=exclude, generator=gen(3))
+    assert neg.shape == (500, 15) and neg.dtype == torch.long
+    assert ((neg >= 1) & (neg <= n_items)).all()  # never padding 0, never mask id N+1
+    assert not (neg == targets[:, None]).any()
+    for row, ex in zip(neg.tolist(), exclude):
+        assert len(set(row)) == 15  # without replacement
+        assert not set(row) & set(ex)
+
+
+def test_first_negative_follows_popularity():
+    # items 1..5 seen 1,2,3,4,10 times; item 6 is the target. Column 0 is the first Plackett-Luce draw,
+    # distributed exactly proportional to popularity.
+    counts = torch.tensor([0, 1, 2, 3, 4, 10, 5])
+    draws = 20_000
+    neg = sample_negatives(counts, torch.full((draws,), 6), n_negatives=1, generator=gen(4))
+    observed = torch.bincount(neg[:, 0], minlength=7)[1:6].double()
+    expected = torch.tensor([1, 2, 3, 4, 10], dtype=torch.double) / 20 * draws
+    chi2 = ((observed - expected) ** 2 / expected).sum().item()
+    assert chi2 < 18.47  # 99.9% quantile of chi-square with 4 degrees of freedom
+
+
+def test_pairs_follow_sampling_without_replacement():
+    # weights 1,2,3 (items 1..3), target 4. Two draws without replacement, by hand:
+    # P{1,2} = 1/6*2/5 + 2/6*1/4 = 9/60, P{1,3} = 1/6*3/5 + 3/6*1/3 = 16/60, P{2,3} = 2/6*3/4 + 3/6*2/3 = 35/60.
+    counts = torch.tensor([0, 1, 2, 3, 7])
+    draws = 20_000
+    neg = sample_negatives(counts, torch.full((draws,), 4), n_negatives=2, generator=gen(5))
+    missing = 6 - neg.sum(dim=1)  # the item not drawn: 3 -> {1,2}, 2 -> {1,3}, 1 -> {2,3}
+    observed = torch.stack([(missing == m).sum() for m in (3, 2, 1)]).double()
+    expected = torch.tensor([9, 16, 35], dtype=torch.double) / 60 * draws
+    assert ((observed - expected) ** 2 / expected).sum().item() < 13.82  # 99.9% quantile, 2 dof
+
+
+def test_zero_popularity_fallbacks():
+    zeros = torch.zeros(11, dtype=torch.long)  # no item seen in training: uniform over allowed items
+    neg = sample_negatives(zeros, torch.full((4000,), 1), n_negatives=1, generator=gen(6))
+    freq = torch.bincount(neg[:, 0], minlength=11)[2:].double() / 4000
+    assert ((freq - 1 / 9).abs() < 0.03).all()
+    # only items 2 and 3 are popular: both always come first, zero-count items fill the rest.
+    counts = torch.tensor([0, 0, 5, 1, 0, 0, 0])
+    neg = sample_negatives(counts, torch.full((200,), 1), n_negatives=4, generator=gen(7))
+    assert (neg[:, :2].sort(dim=1).values == torch.tensor([2, 3])).all()
+    assert set(neg[:, 2:].flatten().tolist()) == {4, 5, 6}
+
+
+def test_sampling_is_deterministic_with_seeded_generator():
+    counts = torch.randint(0, 50, (101,), generator=gen(8))
+    targets = torch.randint(1, 101, (64,), generator=gen(9))
+    a = sample_negatives(counts, targets, 20, generator=gen(10))
+    b = sample_negatives(counts, targets, 20, generator=gen(10))
+    c = sample_negatives(counts, targets, 20, generator=gen(11))
+    assert torch.equal(a, b) and not torch.equal(a, c)
+
+
+def test_sampling_errors():
+    counts = torch.ones(6)
+    with pytest.raises(ValueError, match="only 3 items left"):
+        sample_negatives(counts, [1], n_negatives=4, exclude=[[2]])
+    with pytest.raises(ValueError, match="non-negative"):
+        sample_negatives(torch.tensor([0.0, 1.0, -1.0]), [1], n_negatives=1)
+    with pytest.raises(ValueError, match="1..5"):
+        sample_negatives(counts, [6], n_negatives=1)
+    with pytest.raises(ValueError, match="1-D"):
+        sample_negatives(torch.ones(2, 6), [1], n_negatives=1)
+
+
+# ----------------------------------------------------------------------------- convenience + errors
+def test_evaluate_scores_both_protocols():
+    n_items, b = 200, 50
+    targets = torch.randint(1, n_items + 1, (b,), generator=gen(12))
+    perfect = torch.zeros(b, n_items + 1)
+    perfect[torch.arange(b), targets] = 1.0
+    counts = torch.ones(n_items + 1)
+    for protocol in ("full", "sampled"):
+        out = evaluate_scores(perfect, targets, protocol=protocol, item_counts=counts, generator=gen(0))
+        assert out == {"HR@1": 1.0, "HR@5": 1.0, "HR@10": 1.0, "NDCG@5": 1.0, "NDCG@10": 1.0, "MRR": 1.0}
+    constant = torch.zeros(b, n_items + 1)  # pessimistic ties: last of 101 when sampled, last of 200 when full
+    assert evaluate_scores(constant, targets, "sampled", counts, generator=gen(0))["MRR"] == pytest.approx(1 / 101)
+    assert evaluate_scores(constant, targets, "full")["MRR"] == pytest.approx(1 / 200)
+    assert evaluate_scores(constant, targets, "full", exclude=[list(range(1, 101))] * b)["MRR"] == pytest.approx(1 / 100, rel=0.05)
+
+
+def test_clear_errors():
+    scores = torch.zeros(2, 5)
+    with pytest.raises(ValueError, match="NaN"):
+        target_ranks(torch.tensor([[0.0, float("nan"), 1.0]]), [2])
+    with pytest.raises(ValueError, match="1..4"):
+        target_ranks(scores, [0, 1])
+    with pytest.raises(ValueError, match="1..4"):
+        target_ranks(scores, [1, 5])
+    with pytest.raises(ValueError, match="2 rows but targets has 3"):
+        target_ranks(scores, [1, 2, 3])
+    with pytest.raises(ValueError, match="one list"):
+        target_ranks(scores, [1, 2], exclude=[[1]])
+    with pytest.raises(ValueError, match="outside 0..4"):
+        target_ranks(scores, [1, 2], exclude=[[7], []])
+    with pytest.raises(ValueError, match="float tensor"):
+        target_ranks(torch.zeros(5), [1])
+    with pytest.raises(ValueError, match="1-based"):
+        hit_rate_at_k(torch.tensor([0, 1]), 10)
+    with pytest.raises(ValueError, match="positive integer"):
+        ndcg_at_k(torch.tensor([1]), 0)
+    with pytest.raises(ValueError, match="non-empty"):
+        mrr(torch.tensor([], dtype=torch.long))
+    with pytest.raises(ValueError, match="item_counts"):
+        evaluate_scores(scores, [1, 2], protocol="sampled")
+    with pytest.raises(ValueError, match="protocol"):
+        evaluate_scores(scores, [1, 2], protocol="approximate")
+
+
+def test_ml1m_sized_evaluation_is_fast():
+    b, n_items = 6040, 3417
+    scores = torch.randn(b, n_items + 1, generator=gen(13))
+    targets = torch.randint(1, n_items + 1, (b,), generator=gen(14))
+    counts = torch.randint(0, 1000, (n_items + 1,), generator=gen(15))
+    start = time.perf_counter()
+    ranks = target_ranks(scores, targets)
+    full_s = time.perf_counter() - start
+    start = time.perf_counter()
+    negatives = sample_negatives(counts, targets, 100, generator=gen(16))
+    sampled_ranks(scores, targets, negatives)
+    sampled_s = time.perf_counter() - start
+    assert ranks.float().mean().item() == pytest.approx(n_items / 2, rel=0.05)  # random scores: middle of the list
+    assert full_s < 1.0 and sampled_s < 3.0  # typically ~0.05 s and ~0.5 s; generous for slow CI machines
