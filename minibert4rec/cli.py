@@ -132,7 +132,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     model = model_from_checkpoint(state)
     data = _checkpoint_data(state)
     split = data.split()
-    kwargs = dict(max_len=model.config.max_seq_length, mask_id=data.mask_id, seed=model.config.seed)
+    kwargs = dict(max_len=model.config.max_seq_length, mask_id=data.mask_id, seed=model.config.seed,
+                  n_negatives=model.config.eval_negatives)
     test = evaluate(model, split.test_inputs, split.test_targets, data.item_counts(), **kwargs)
     print_metrics({"test": test})
     return 0

@@ -47,6 +47,7 @@ class BERT4RecConfig:
     (fraction of extra "mask only the last item" samples, the paper's fine-tuning trick), ``window_step``
     (stride of the sliding windows over long histories; None = max_seq_length // 2), ``eval_every`` (epochs),
     ``patience`` (evaluations without improvement of validation NDCG@10 before early stopping; 0 = never stop),
+    ``eval_negatives`` (popularity-sampled negatives per user in the sampled protocol; the paper's 100),
     ``seed``, ``device`` ("auto" = cuda > mps > cpu), ``compile`` (torch.compile), ``amp`` (bf16 autocast on CUDA),
     ``causal`` (True turns the encoder into a left-to-right SASRec-style model).
     """
@@ -76,6 +77,7 @@ class BERT4RecConfig:
     window_step: int | None = None
     eval_every: int = 1
     patience: int = 0
+    eval_negatives: int = 100
     seed: int = 42
     device: str = "auto"
     compile: bool = False
@@ -89,7 +91,7 @@ class BERT4RecConfig:
     def validate(self) -> None:
         """Raise ``ValueError`` naming the first invalid field, what is wrong and how to fix it."""
         positive_ints = ("hidden_size", "inner_size", "n_layers", "n_heads", "max_seq_length",
-                         "batch_size", "epochs", "eval_every")
+                         "batch_size", "epochs", "eval_every", "eval_negatives")
         for name in positive_ints:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
@@ -198,14 +200,14 @@ def is_smoke_run() -> bool:
 def run_sizes() -> dict[str, Any]:
     """Sizes the notebooks use: the real thing, or a CI-sized smoke run when :func:`is_smoke_run` is True.
 
-    ``dataset`` is what the notebooks load; ``max_users`` (None = all) trims it; ``config`` is the
+    ``dataset`` is what the notebooks load; ``config`` is the
     :class:`BERT4RecConfig` for the training notebooks; ``compare_epochs`` is for the short comparison runs of
-    notebook 06.
+    notebook 06; ``cpu_time_budget_s`` bounds notebook 05's training when no GPU is present.
     """
     if is_smoke_run():
         config = BERT4RecConfig(hidden_size=16, inner_size=32, max_seq_length=20, epochs=1, batch_size=128,
                                 warmup_steps=5, learning_rate=2e-3)
-        return {"smoke": True, "dataset": "ml-100k", "max_users": 200, "config": config, "compare_epochs": 1}
+        return {"smoke": True, "dataset": "ml-100k", "config": config, "compare_epochs": 1, "cpu_time_budget_s": 60}
     config = BERT4RecConfig(max_seq_length=200, hidden_dropout_prob=0.1, attn_dropout_prob=0.1, batch_size=128,
                             epochs=60, learning_rate=1e-3, warmup_steps=200)
-    return {"smoke": False, "dataset": "ml-1m", "max_users": None, "config": config, "compare_epochs": 20}
+    return {"smoke": False, "dataset": "ml-1m", "config": config, "compare_epochs": 8, "cpu_time_budget_s": 900}

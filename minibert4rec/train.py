@@ -285,7 +285,8 @@ def train(
         }
         if epoch % config.eval_every == 0 or epoch == config.epochs:
             valid = evaluate(model, split.valid_inputs, split.valid_targets, item_counts, max_len=config.max_seq_length,
-                             mask_id=data.mask_id, batch_size=eval_batch_size, seed=config.seed, device=device)
+                             mask_id=data.mask_id, batch_size=eval_batch_size, seed=config.seed, device=device,
+                             n_negatives=config.eval_negatives)
             row.update(flatten_metrics("valid", valid))
             score = valid["full"]["NDCG@10"]
             if score > best["score"]:
@@ -318,14 +319,15 @@ def train(
         model.load_state_dict(best_state)
     model.eval()
     kwargs = dict(max_len=config.max_seq_length, mask_id=data.mask_id, batch_size=eval_batch_size,
-                  seed=config.seed, device=device)
+                  seed=config.seed, device=device, n_negatives=config.eval_negatives)
     valid = evaluate(model, split.valid_inputs, split.valid_targets, item_counts, **kwargs)
     test = evaluate(model, split.test_inputs, split.test_targets, item_counts, **kwargs)
     return TrainResult(model=model, history=pd.DataFrame(history), valid=valid, test=test, best_epoch=best["epoch"],
                        config=config, device=str(device), train_seconds=elapsed)
 
 
-def evaluate_popularity(data: SequenceData, split_name: str = "test", seed: int = 0) -> dict[str, dict[str, float]]:
+def evaluate_popularity(data: SequenceData, split_name: str = "test", seed: int = 0,
+                        n_negatives: int = 100) -> dict[str, dict[str, float]]:
     """Metrics of the popularity baseline on the validation or test split (the floor every model must beat)."""
     from .model import PopularityModel
 
@@ -334,5 +336,5 @@ def evaluate_popularity(data: SequenceData, split_name: str = "test", seed: int 
     targets = split.test_targets if split_name == "test" else split.valid_targets
     model = PopularityModel(data.item_counts())
     return evaluate(model, histories, targets, data.item_counts(), max_len=2, mask_id=data.mask_id, seed=seed,
-                    device="cpu")
+                    device="cpu", n_negatives=n_negatives)
 
