@@ -51,7 +51,12 @@ def main() -> None:
     parser.add_argument("--time-budget-minutes", type=float, default=None, help="stop after the epoch that passes it")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--compile", action="store_true")
+    parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's choice)")
     args = parser.parse_args()
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
 
     data = load_dataset(args.dataset, data_dir=args.data_dir)
     config = BERT4RecConfig(

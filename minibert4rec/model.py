@@ -54,10 +54,16 @@ class FeedForward(nn.Module):
 
 
 class TransformerBlock(nn.Module):
-    """One encoder layer: ``x = LN(x + Drop(MHA(x)))`` then ``x = LN(x + FFN(x))``."""
+    """One encoder layer: ``x = LN(x + Drop(MHA(x)))`` then ``x = LN(x + FFN(x))`` (post-LN, BERT and the paper).
+
+    With ``config.norm_first`` the LayerNorms move in front of the sublayers: ``x = x + Drop(MHA(LN(x)))``,
+    ``x = x + FFN(LN(x))`` (pre-LN). The residual path then carries the signal untouched from the embeddings to the
+    output, which makes the first thousands of steps much less fragile (see notebook 05).
+    """
 
     def __init__(self, config: BERT4RecConfig) -> None:
         super().__init__()
+        self.norm_first = config.norm_first
         self.attention = MultiHeadAttention(config.hidden_size, config.n_heads, config.attn_dropout_prob)
         self.attn_dropout = nn.Dropout(config.hidden_dropout_prob)
         self.attn_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
@@ -68,6 +74,11 @@ class TransformerBlock(nn.Module):
         self, x: torch.Tensor, attn_mask: torch.Tensor, return_probs: bool = False
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         # x: (b, n, D); attn_mask: bool, broadcastable to (b, h, n, n), True = may attend
+        if self.norm_first:
+            attended, probs = self.attention(self.attn_norm(x), attn_mask=attn_mask, return_probs=return_probs,
+                                             fast=not return_probs)
+            x = x + self.attn_dropout(attended)
+            return x + self.feed_forward(self.ffn_norm(x)), probs
         attended, probs = self.attention(x, attn_mask=attn_mask, return_probs=return_probs, fast=not return_probs)
         x = self.attn_norm(x + self.attn_dropout(attended))
         x = self.ffn_norm(x + self.feed_forward(x))
@@ -96,6 +107,8 @@ class BERT4Rec(nn.Module):
         self.embedding_norm = nn.LayerNorm(D, eps=config.layer_norm_eps)
         self.embedding_dropout = nn.Dropout(config.hidden_dropout_prob)
         self.blocks = nn.ModuleList(TransformerBlock(config) for _ in range(config.n_layers))
+        # pre-LN blocks leave the residual stream un-normalised: one last LayerNorm (identity for post-LN)
+        self.final_norm = nn.LayerNorm(D, eps=config.layer_norm_eps) if config.norm_first else nn.Identity()
         # output layer: GELU(h W + b) -> LayerNorm -> dot with the shared item embedding + per-item bias
         self.output_dense = nn.Linear(D, D)
         self.output_act = nn.GELU()
@@ -140,7 +153,7 @@ class BERT4Rec(nn.Module):
             x, probs = block(x, attn_mask, return_probs=return_attention)
             if return_attention:
                 attentions.append(probs)
-        return x, attentions
+        return self.final_norm(x), attentions
 
     def item_logits(self, hidden: torch.Tensor) -> torch.Tensor:
         """Scores of items 1..N for each hidden state: (..., D) -> (..., N). Column j is item j + 1."""

@@ -31,9 +31,10 @@ def test_shapes_and_parameter_count():
     assert model.num_parameters() == expected
 
 
-def test_padding_is_ignored():
+@pytest.mark.parametrize("norm_first", [False, True])
+def test_padding_is_ignored(norm_first):
     """Neither the amount of left padding nor the padding embedding changes the real positions."""
-    model = make_model()
+    model = make_model(norm_first=norm_first)
     padded = torch.tensor([[0, 0, 0, 0, 3, 9, 4, 21]])
     h_padded, _ = model(padded)
     h_short, _ = model(padded[:, 4:])  # the same history without padding
@@ -44,20 +45,22 @@ def test_padding_is_ignored():
     assert torch.allclose(h_padded[0, 4:], h_perturbed[0, 4:], atol=1e-5)
 
 
-def test_bidirectional_sees_the_future_and_causal_does_not():
+@pytest.mark.parametrize("norm_first", [False, True])
+def test_bidirectional_sees_the_future_and_causal_does_not(norm_first):
     x = torch.tensor([[1, 2, 3, 4, 5, 6, 7, 8]])
     y = x.clone()
     y[0, 6] = 15  # change a "future" item for position 3
     for causal in (False, True):
-        model = make_model(causal=causal)
+        model = make_model(causal=causal, norm_first=norm_first)
         hx, _ = model(x)
         hy, _ = model(y)
         same = torch.allclose(hx[0, :6], hy[0, :6], atol=1e-6)
         assert same == causal
 
 
-def test_fast_attention_path_equals_from_scratch_path():
-    model = make_model()
+@pytest.mark.parametrize("norm_first", [False, True])
+def test_fast_attention_path_equals_from_scratch_path(norm_first):
+    model = make_model(norm_first=norm_first)
     x = torch.tensor([[0, 0, 3, 4, 5, 6, 7, 21], [1, 2, 3, 4, 5, 6, 7, 8]])
     fast, _ = model(x)
     slow, _ = model(x, return_attention=True)
@@ -108,3 +111,8 @@ def test_popularity_model_ranks_by_count():
     counts = torch.tensor([0, 5, 50, 1])
     scores = PopularityModel(counts).predict(torch.zeros(2, 4, dtype=torch.long))
     assert scores.shape == (2, 4) and scores[0].argmax() == 2 and scores[1, 0] == -math.inf
+
+
+def test_pre_ln_adds_one_final_layer_norm():
+    post, pre = make_model(), make_model(norm_first=True)
+    assert pre.num_parameters() == post.num_parameters() + 2 * 16
