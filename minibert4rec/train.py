@@ -25,7 +25,7 @@ from typing import Any, Callable
 
 import pandas as pd
 import torch
-from tqdm.auto import tqdm
+from tqdm import tqdm  # plain text bars: no ipywidgets needed, nothing on stderr in notebooks
 
 from .config import BERT4RecConfig
 from .data import SequenceData
@@ -226,7 +226,8 @@ def train(
     total_steps = steps_per_epoch * config.epochs
     optimizer = make_optimizer(model, config)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_linear_decay(config.warmup_steps, total_steps))
-    use_amp = config.amp and device.type == "cuda"
+    # bf16 autocast only where the GPU does bf16 natively (Ampere and newer; not e.g. Colab's T4)
+    use_amp = config.amp and device.type == "cuda" and torch.cuda.is_bf16_supported(including_emulation=False)
     if config.compile:
         model.compile()
 
