@@ -123,7 +123,7 @@ def plot_attention_grid(attentions: Sequence[torch.Tensor], labels: Sequence[str
         for head in range(n_heads):
             plot_attention(probs[head], labels, title=f"layer {layer + 1}, head {head + 1}", ax=axes[layer, head])
     fig.suptitle(suptitle)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0, 1, 0.97))  # leave room for the overall title
     return fig
 
 

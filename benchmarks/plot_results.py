@@ -1,0 +1,50 @@
+"""Plot validation NDCG@10 against wall time from the benchmark JSON files (for the README).
+
+    python benchmarks/plot_results.py
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def main() -> None:
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4))
+    repro = RESULTS / "reproduce_ml1m_cpu.json"
+    if repro.exists():
+        run = json.loads(repro.read_text())
+        rows = [r for r in run["curve"] if "valid_sampled_NDCG@10" in r]
+        minutes = [r["elapsed_seconds"] / 60 for r in rows]
+        axes[0].plot(minutes, [r["valid_sampled_NDCG@10"] for r in rows], marker=".", label="ours, 100 sampled negatives")
+        axes[0].plot(minutes, [r["valid_full_NDCG@10"] for r in rows], marker=".", label="ours, full ranking")
+        axes[0].axhline(run["paper"]["NDCG@10"], color="k", ls="--", label="paper (test, sampled)")
+        axes[0].set(title=f"ML-1m, L=200, {run['machine']['cpu']} ({run['machine']['torch_threads']} thread)",
+                    xlabel="training time (minutes)", ylabel="validation NDCG@10")
+        axes[0].legend(fontsize=8)
+    vs = RESULTS / "vs_recbole_ml100k.json"
+    if vs.exists():
+        run = json.loads(vs.read_text())
+        for key, label in (("minibert4rec", "minibert4rec"), ("recbole", "RecBole 1.2.1 (anomaly detection off)"),
+                           ("recbole_stock", "RecBole 1.2.1 (stock)")):
+            if run.get(key):
+                curve = [r for r in run[key]["curve"] if r.get("valid_full_NDCG@10") is not None]
+                axes[1].plot([r["elapsed_seconds"] / 60 for r in curve], [r["valid_full_NDCG@10"] for r in curve],
+                             marker=".", label=label)
+        axes[1].set(title="ml-100k, same config and threads", xlabel="training time (minutes)",
+                    ylabel="validation NDCG@10 (full ranking)")
+        axes[1].legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(RESULTS / "validation_ndcg_vs_time.png", dpi=110)
+    print(f"wrote {RESULTS / 'validation_ndcg_vs_time.png'}")
+
+
+if __name__ == "__main__":
+    main()
