@@ -39,6 +39,8 @@ def main() -> None:
     parser.add_argument("--dataset", default=str(Path(__file__).resolve().parents[2] / "shared/data/ml-1m/sequences_by_time.txt"))
     parser.add_argument("--data-dir", default="data")
     parser.add_argument("--out", default="benchmarks/results/reproduce_ml1m.json")
+    parser.add_argument("--checkpoint-dir", default="runs/reproduce",
+                        help="checkpoint.pt after every epoch: evaluate or resume a run that was cut off")
     parser.add_argument("--epochs", type=int, default=60)
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--lr", type=float, default=1e-3)
@@ -81,7 +83,8 @@ def main() -> None:
         write_json(out, payload)
 
     budget = args.time_budget_minutes * 60 if args.time_budget_minutes else None
-    result = train(config, data, progress=False, on_epoch_end=on_epoch_end, time_budget_s=budget)
+    result = train(config, data, progress=False, on_epoch_end=on_epoch_end, time_budget_s=budget,
+                   out_dir=args.checkpoint_dir, dataset_info={"dataset": str(Path(args.dataset).resolve())})
     payload.update({
         "status": "done", "device": result.device, "epochs_run": int(result.history["epoch"].max()),
         "best_epoch": result.best_epoch, "train_seconds": round(result.train_seconds, 1),

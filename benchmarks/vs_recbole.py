@@ -67,11 +67,16 @@ train_data, valid_data, test_data = data_preparation(config, dataset)
 model = BERT4Rec(config, train_data.dataset).to(config["device"])
 trainer = Trainer(config, model)
 curve, start = [], time.perf_counter()
+class BudgetSpent(Exception):
+    pass
 def on_valid(epoch, score):
     curve.append({"epoch": epoch + 1, "elapsed_seconds": time.perf_counter() - start, "valid_full_NDCG@10": float(score)})
     if time.perf_counter() - start > args["budget_s"]:
-        trainer.stopping_step = -1  # RecBole's early stopping then ends fit() after the next validation
-best_score, best_valid = trainer.fit(train_data, valid_data, saved=True, show_progress=False, callback_fn=on_valid)
+        raise BudgetSpent  # called after RecBole saved its best model: stop here, test that model
+try:
+    trainer.fit(train_data, valid_data, saved=True, show_progress=False, callback_fn=on_valid)
+except BudgetSpent:
+    pass
 train_seconds = time.perf_counter() - start
 t0 = time.perf_counter()
 test_full = trainer.evaluate(test_data, load_best_model=True, show_progress=False)
