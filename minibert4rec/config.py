@@ -71,8 +71,8 @@ class BERT4RecConfig:
     norm_first: bool = False
     # --- training ---
     learning_rate: float = 1e-3
-    batch_size: int = 256
-    epochs: int = 20
+    batch_size: int = 128
+    epochs: int = 50
     weight_decay: float = 0.0
     warmup_steps: int = 100
     clip_grad_norm: float = 5.0
