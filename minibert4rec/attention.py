@@ -123,25 +123,31 @@ class MultiHeadAttention(nn.Module):
         self.out_proj = nn.Linear(hidden_size, hidden_size, bias=bias)
 
     def forward(
-        self, x: torch.Tensor, attn_mask: torch.Tensor | None = None, return_probs: bool = False, fast: bool = False
+        self, x: torch.Tensor, attn_mask: torch.Tensor | None = None, return_probs: bool = False, fast: bool = False,
+        last_query_only: bool = False,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """x (b n D) -> ``(out (b n D), probs (b h n n) or None)``.
 
         ``attn_mask``: bool broadcastable to (b h n n), True = may attend. ``fast=True`` uses
         ``F.scaled_dot_product_attention`` (identical result in eval mode, no probabilities: ``probs`` is None);
         otherwise probs are returned when ``return_probs`` (pre-dropout, see :func:`scaled_dot_product_attention`).
+        ``last_query_only=True`` computes the output of the last position only: (b 1 D), probs (b h 1 n). Every
+        position is still a key and a value; only the query side shrinks (used by ``BERT4Rec.predict``).
         """
         if x.dim() != 3 or x.shape[-1] != self.hidden_size:
             raise ValueError(f"x must have shape (b, n, {self.hidden_size}), got {tuple(x.shape)}; "
                              "add a batch dim with x[None] or check hidden_size.")
         if fast and return_probs:
             raise ValueError("fast=True cannot return attention probabilities; use fast=False to plot them.")
-        q, k, v = (rearrange(proj(x), "b n (h d) -> b h n d", h=self.n_heads)
-                   for proj in (self.q_proj, self.k_proj, self.v_proj))
+        queries = x[:, -1:] if last_query_only else x  # (b n' D), n' = 1 or n
+        if last_query_only and attn_mask is not None:
+            attn_mask = attn_mask[..., -1:, :]  # the mask row of the last query: (.. 1 n)
+        q = rearrange(self.q_proj(queries), "b n (h d) -> b h n d", h=self.n_heads)
+        k, v = (rearrange(proj(x), "b n (h d) -> b h n d", h=self.n_heads) for proj in (self.k_proj, self.v_proj))
         p = self.attn_dropout_prob if self.training else 0.0
         probs = None
         if fast:
-            _check_mask(attn_mask, x.shape[0], self.n_heads, x.shape[1], x.shape[1])
+            _check_mask(attn_mask, x.shape[0], self.n_heads, q.shape[2], k.shape[2])
             out = _fast_attention(q, k, v, attn_mask, p)
         else:
             out, probs = scaled_dot_product_attention(q, k, v, attn_mask, p, self.training)

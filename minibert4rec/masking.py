@@ -90,6 +90,20 @@ def inference_inputs(histories: list[list[int]], max_len: int, mask_id: int) -> 
     return torch.cat([history, torch.full((len(histories), 1), mask_id, dtype=torch.long)], dim=1)
 
 
+def trim_left_padding(items: torch.Tensor, pad_id: int = 0) -> torch.Tensor:
+    """Drop the leading columns that are padding in every row: (b n) -> (b n'), n' = the longest row.
+
+    Exact for this package's models, which count positions from the right end and never attend to padding.
+    An all-padding batch keeps one column.
+
+    >>> trim_left_padding(torch.tensor([[0, 0, 1, 2], [0, 3, 4, 5]]))
+    tensor([[0, 1, 2],
+            [3, 4, 5]])
+    """
+    first = int((items != pad_id).any(dim=0).int().argmax())  # first column holding a real item (0 if none)
+    return items[:, first:]
+
+
 def _window_ends(lengths: torch.Tensor, max_len: int, step: int) -> tuple[torch.Tensor, torch.Tensor]:
     """For each sequence of length L, the end (exclusive) of each of its windows, oldest first.
 
@@ -272,8 +286,7 @@ class ClozeDataset:
         for pick in picks:
             items = self.windows[source[pick]]  # (b n)
             if group_by_length:
-                first = int((items > 0).any(dim=0).int().argmax())  # first column holding a real item
-                items = items[:, first:]
+                items = trim_left_padding(items)
             inputs, labels = cloze_mask(items, self.mask_ratio, self.mask_id, generator,
                                         n_items=self.n_items, replace_prob=self.replace_prob)
             if self.n_mask_last:

@@ -71,16 +71,19 @@ class TransformerBlock(nn.Module):
         self.ffn_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
 
     def forward(
-        self, x: torch.Tensor, attn_mask: torch.Tensor, return_probs: bool = False
+        self, x: torch.Tensor, attn_mask: torch.Tensor, return_probs: bool = False, last_query_only: bool = False
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         # x: (b, n, D); attn_mask: bool, broadcastable to (b, h, n, n), True = may attend
+        # last_query_only: return (b, 1, D), the output of the last position only (see BERT4Rec.forward)
+        residual = x[:, -1:] if last_query_only else x
         if self.norm_first:
             attended, probs = self.attention(self.attn_norm(x), attn_mask=attn_mask, return_probs=return_probs,
-                                             fast=not return_probs)
-            x = x + self.attn_dropout(attended)
+                                             fast=not return_probs, last_query_only=last_query_only)
+            x = residual + self.attn_dropout(attended)
             return x + self.feed_forward(self.ffn_norm(x)), probs
-        attended, probs = self.attention(x, attn_mask=attn_mask, return_probs=return_probs, fast=not return_probs)
-        x = self.attn_norm(x + self.attn_dropout(attended))
+        attended, probs = self.attention(x, attn_mask=attn_mask, return_probs=return_probs, fast=not return_probs,
+                                         last_query_only=last_query_only)
+        x = self.attn_norm(residual + self.attn_dropout(attended))
         x = self.ffn_norm(x + self.feed_forward(x))
         return x, probs
 
@@ -128,12 +131,16 @@ class BERT4Rec(nn.Module):
 
     # ------------------------------------------------------------------ encoder
     def forward(
-        self, input_ids: torch.Tensor, return_attention: bool = False
+        self, input_ids: torch.Tensor, return_attention: bool = False, last_position_only: bool = False
     ) -> tuple[torch.Tensor, list[torch.Tensor]]:
         """Encode ``input_ids`` (b, n) into hidden states (b, n, D).
 
         Returns ``(hidden, attentions)``; ``attentions`` holds one (b, h, n, n) probability tensor per layer when
         ``return_attention`` is True (the slow, from-scratch path), else it is empty (the fast fused path).
+
+        ``last_position_only=True`` returns (b, 1, D), the last position's hidden state, for the same result with
+        less work: the last layer's other outputs are never read by a prediction, so that layer computes keys
+        and values for every position but the query, attention and feed-forward network for the last one only.
         """
         b, n = input_ids.shape
         if n > self.config.max_seq_length:
@@ -149,8 +156,9 @@ class BERT4Rec(nn.Module):
         if self.config.causal:
             attn_mask = attn_mask & causal_mask(n, device=input_ids.device)  # (b 1 n n): nor to the future
         attentions = []
-        for block in self.blocks:
-            x, probs = block(x, attn_mask, return_probs=return_attention)
+        for i, block in enumerate(self.blocks):
+            last_query_only = last_position_only and i == len(self.blocks) - 1
+            x, probs = block(x, attn_mask, return_probs=return_attention, last_query_only=last_query_only)
             if return_attention:
                 attentions.append(probs)
         return self.final_norm(x), attentions
@@ -192,7 +200,7 @@ class BERT4Rec(nn.Module):
         Column 0 (padding) is ``-inf`` so that it never ranks. Inputs come from
         ``masking.inference_inputs`` (history + [mask]) or, for a causal model, ``masking.left_pad(history)``.
         """
-        hidden, _ = self(input_ids)
+        hidden, _ = self(input_ids, last_position_only=True)  # (b 1 D)
         logits = self.item_logits(hidden[:, -1]).float()  # (b N)
         return F.pad(logits, (1, 0), value=-math.inf)  # (b N+1)
 

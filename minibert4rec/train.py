@@ -29,7 +29,7 @@ from tqdm import tqdm  # plain text bars: no ipywidgets needed, nothing on stder
 
 from .config import BERT4RecConfig
 from .data import SequenceData
-from .masking import ClozeDataset, inference_inputs, left_pad
+from .masking import ClozeDataset, inference_inputs, left_pad, trim_left_padding
 from .metrics import ranking_metrics, sample_negatives, sampled_ranks, target_ranks
 from .model import BERT4Rec
 
@@ -107,20 +107,31 @@ def evaluate(
     device = torch.device(device) if device is not None else next(model.parameters(), torch.empty(0)).device
     was_training = model.training
     model.eval()
-    generator = torch.Generator().manual_seed(seed)
-    ranks: dict[str, list[torch.Tensor]] = {p: [] for p in protocols}
-    for start in range(0, len(histories), batch_size):
-        batch_hist = histories[start : start + batch_size]
-        batch_targets = torch.tensor(targets[start : start + batch_size])
-        inputs = model_inputs(model, batch_hist, max_len, mask_id).to(device)
+    all_targets = torch.tensor(targets, dtype=torch.long)  # (U,)
+    negatives = None
+    if "sampled" in protocols:  # drawn in user order, batch by batch: the same candidates however we score
+        generator = torch.Generator().manual_seed(seed)
+        negatives = torch.cat([
+            sample_negatives(item_counts, all_targets[start : start + batch_size], n_negatives,
+                             exclude=histories[start : start + batch_size], generator=generator)
+            for start in range(0, len(histories), batch_size)
+        ]) if histories else torch.empty(0, n_negatives, dtype=torch.long)  # (U n_negatives)
+    # Score users in order of history length and trim each batch's all-padding columns: short histories then
+    # cost their own length, not max_len (exact: positions are counted from the right end).
+    lengths = torch.tensor([min(len(h), max_len) for h in histories], dtype=torch.long)
+    order = torch.argsort(lengths, stable=True)
+    ranks = {p: torch.zeros(len(histories), dtype=torch.long) for p in protocols}  # (U,) rank of each target
+    for idx in order.split(batch_size):
+        batch_hist = [histories[i] for i in idx.tolist()]
+        batch_targets = all_targets[idx]
+        inputs = trim_left_padding(model_inputs(model, batch_hist, max_len, mask_id)).to(device)
         scores = model.predict(inputs).float().cpu()  # (b N+1)
         if "full" in protocols:
-            ranks["full"].append(target_ranks(scores, batch_targets, exclude=batch_hist if exclude_seen else None))
+            ranks["full"][idx] = target_ranks(scores, batch_targets, exclude=batch_hist if exclude_seen else None)
         if "sampled" in protocols:
-            negatives = sample_negatives(item_counts, batch_targets, n_negatives, exclude=batch_hist, generator=generator)
-            ranks["sampled"].append(sampled_ranks(scores, batch_targets, negatives))
+            ranks["sampled"][idx] = sampled_ranks(scores, batch_targets, negatives[idx])
     model.train(was_training)
-    return {p: ranking_metrics(torch.cat(r), ks=ks) for p, r in ranks.items()}
+    return {p: ranking_metrics(r, ks=ks) for p, r in ranks.items()}
 
 
 def flatten_metrics(prefix: str, metrics: dict[str, dict[str, float]]) -> dict[str, float]:

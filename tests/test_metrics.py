@@ -5,6 +5,7 @@ import time
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from minibert4rec.metrics import (
     evaluate_scores,
@@ -222,3 +223,34 @@ def test_ml1m_sized_evaluation_is_fast():
     sampled_s = time.perf_counter() - start
     assert ranks.float().mean().item() == pytest.approx(n_items / 2, rel=0.05)  # random scores: middle of the list
     assert full_s < 1.0 and sampled_s < 3.0  # typically ~0.05 s and ~0.5 s; generous for slow CI machines
+
+
+@pytest.mark.parametrize("causal", [False, True])
+def test_evaluate_equals_a_plain_loop_over_users(causal):
+    """evaluate() sorts users by length and trims padding; the ranks must equal the obvious per-user loop."""
+    from minibert4rec.config import BERT4RecConfig
+    from minibert4rec.model import BERT4Rec
+    from minibert4rec.train import evaluate, model_inputs
+
+    n_items, max_len = 150, 12
+    torch.manual_seed(0)
+    model = BERT4Rec(BERT4RecConfig(hidden_size=16, inner_size=32, max_seq_length=max_len, causal=causal), n_items)
+    g = gen(21)
+    histories = [torch.randint(1, n_items + 1, (int(n),), generator=g).tolist()
+                 for n in torch.randint(1, 30, (37,), generator=g)]
+    targets = torch.randint(1, n_items + 1, (37,), generator=g).tolist()
+    counts = torch.randint(1, 50, (n_items + 1,), generator=g)
+    got = evaluate(model, histories, targets, counts, max_len=max_len, mask_id=n_items + 1, batch_size=8,
+                   exclude_seen=True)
+    # reference: users in their own order, full max_len inputs, the same negatives (same seed, same batches)
+    model.eval()
+    with torch.no_grad():
+        hidden, _ = model(model_inputs(model, histories, max_len, n_items + 1))  # (U L D), untrimmed
+        scores = F.pad(model.item_logits(hidden[:, -1]), (1, 0), value=-math.inf)
+    generator = torch.Generator().manual_seed(0)
+    negatives = torch.cat([sample_negatives(counts, targets[s:s + 8], 100, exclude=histories[s:s + 8],
+                                            generator=generator) for s in range(0, 37, 8)])
+    want_full = ranking_metrics(target_ranks(scores, targets, exclude=histories))
+    want_sampled = ranking_metrics(sampled_ranks(scores, torch.tensor(targets), negatives))
+    assert got["full"] == pytest.approx(want_full, abs=1e-6)
+    assert got["sampled"] == pytest.approx(want_sampled, abs=1e-6)

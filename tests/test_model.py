@@ -116,3 +116,20 @@ def test_popularity_model_ranks_by_count():
 def test_pre_ln_adds_one_final_layer_norm():
     post, pre = make_model(), make_model(norm_first=True)
     assert pre.num_parameters() == post.num_parameters() + 2 * 16
+
+
+@pytest.mark.parametrize("norm_first", [False, True])
+@pytest.mark.parametrize("causal", [False, True])
+def test_last_position_only_gives_the_same_prediction(norm_first, causal):
+    """predict() computes only the last query in the last layer; it must equal reading the full forward pass."""
+    model = make_model(norm_first=norm_first, causal=causal)
+    x = torch.tensor([[0, 0, 0, 3, 4, 5, 6, 21], [1, 2, 3, 4, 5, 6, 7, 21], [0, 0, 0, 0, 0, 0, 0, 21]])
+    full, _ = model(x)
+    last, _ = model(x, last_position_only=True)
+    assert last.shape == (3, 1, 16)
+    torch.testing.assert_close(last[:, 0], full[:, -1], atol=1e-5, rtol=1e-5)
+    slow, attn = model(x, return_attention=True, last_position_only=True)  # the from-scratch path agrees too
+    torch.testing.assert_close(slow, last, atol=1e-5, rtol=1e-5)
+    assert attn[-1].shape == (3, 2, 1, 8) and attn[0].shape == (3, 2, 8, 8)
+    expected = F.pad(model.item_logits(full[:, -1]), (1, 0), value=-math.inf)
+    torch.testing.assert_close(model.predict(x), expected, atol=1e-5, rtol=1e-5)
