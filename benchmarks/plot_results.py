@@ -18,17 +18,23 @@ RESULTS = Path(__file__).resolve().parent / "results"
 
 def main() -> None:
     fig, axes = plt.subplots(1, 2, figsize=(12, 4))
-    repro = RESULTS / "reproduce_ml1m_cpu.json"
-    if repro.exists():
-        run = json.loads(repro.read_text())
+    runs = sorted(RESULTS.glob("reproduce_ml1m_*.json"))  # every ML-1m reproduction run kept in results/
+    for path in runs:
+        run = json.loads(path.read_text())
         rows = [r for r in run["curve"] if "valid_sampled_NDCG@10" in r]
         minutes = [r["elapsed_seconds"] / 60 for r in rows]
-        axes[0].plot(minutes, [r["valid_sampled_NDCG@10"] for r in rows], marker=".", label="ours, 100 sampled negatives")
-        axes[0].plot(minutes, [r["valid_full_NDCG@10"] for r in rows], marker=".", label="ours, full ranking")
-        axes[0].axhline(run["paper"]["NDCG@10"], color="k", ls="--", label="paper (test, sampled)")
-        axes[0].set(title=f"ML-1m, L=200, {run['machine']['cpu']} ({run['machine']['torch_threads']} thread)",
+        device = run["machine"].get("gpu") or f"CPU, {run['machine']['torch_threads']} thread(s)"
+        label = f"batch {run['config']['batch_size']}, {device}"
+        line, = axes[0].plot(minutes, [r["valid_sampled_NDCG@10"] for r in rows], marker=".", ms=3,
+                             label=f"{label}: 100 sampled negatives")
+        axes[0].plot(minutes, [r["valid_full_NDCG@10"] for r in rows], ls=":", color=line.get_color(),
+                     label=f"{label}: full ranking")
+    if runs:
+        paper = json.loads(runs[0].read_text())["paper"]
+        axes[0].axhline(paper["NDCG@10"], color="k", ls="--", lw=0.8, label="paper's test NDCG@10 (sampled)")
+        axes[0].set(title=f"ML-1m, L=200 ({json.loads(runs[0].read_text())['machine']['cpu']})",
                     xlabel="training time (minutes)", ylabel="validation NDCG@10")
-        axes[0].legend(fontsize=8)
+        axes[0].legend(fontsize=7)
     vs = RESULTS / "vs_recbole_ml100k.json"
     if vs.exists():
         run = json.loads(vs.read_text())
