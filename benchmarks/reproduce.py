@@ -53,6 +53,9 @@ def main() -> None:
     parser.add_argument("--window-step", type=int, default=None)
     parser.add_argument("--eval-every", type=int, default=2)
     parser.add_argument("--time-budget-minutes", type=float, default=None, help="stop after the epoch that passes it")
+    parser.add_argument("--init-from", default=None, metavar="CHECKPOINT",
+                        help="second phase: start from the best weights of an earlier run's checkpoint.pt, with a "
+                             "fresh optimizer and schedule; its training time is added to the reported total")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--compile", action="store_true")
     parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's choice)")
@@ -77,6 +80,14 @@ def main() -> None:
         "paper": {"source": "Sun et al. 2019, Table 2, ML-1m, BERT4Rec (100 popularity-sampled negatives)",
                   **PAPER_ML1M},
     }
+    previous_seconds = 0.0
+    if args.init_from:
+        from minibert4rec.train import load_checkpoint
+
+        earlier = load_checkpoint(args.init_from)
+        previous_seconds = float(earlier["elapsed_seconds"])
+        payload["init_from"] = {"checkpoint": str(args.init_from), "train_seconds": round(previous_seconds, 1),
+                                "epochs": len(earlier["history"]), "config": earlier["config"]}
     write_json(out, payload)
     start = time.perf_counter()
 
@@ -86,10 +97,11 @@ def main() -> None:
 
     budget = args.time_budget_minutes * 60 if args.time_budget_minutes else None
     result = train(config, data, progress=False, on_epoch_end=on_epoch_end, time_budget_s=budget,
-                   out_dir=args.checkpoint_dir, dataset_info={"dataset": str(Path(args.dataset).resolve())})
+                   out_dir=args.checkpoint_dir, init_from=args.init_from, dataset_info={"dataset": str(Path(args.dataset).resolve())})
     payload.update({
         "status": "done", "device": result.device, "epochs_run": int(result.history["epoch"].max()),
         "best_epoch": result.best_epoch, "train_seconds": round(result.train_seconds, 1),
+        "total_train_seconds_incl_init_run": round(result.train_seconds + previous_seconds, 1),
         "wall_seconds": round(time.perf_counter() - start, 1), "peak_memory_mb": round(peak_memory_mb(result.device), 1),
         "test": result.test, "valid": result.valid,
     })
@@ -101,7 +113,8 @@ def main() -> None:
     print(f"{'metric':8s} {'ours (sampled)':>15s} {'paper':>8s} {'ours (full)':>12s}")
     for m, v in PAPER_ML1M.items():
         print(f"{m:8s} {result.test['sampled'][m]:15.4f} {v:8.4f} {result.test['full'][m]:12.4f}")
-    print(f"{result.train_seconds / 60:.1f} min of training on {result.device}, {payload['epochs_run']} epochs")
+    print(f"{result.train_seconds / 60:.1f} min of training on {result.device}, {payload['epochs_run']} epochs"
+          + (f" (+ {previous_seconds / 60:.1f} min in the run it started from)" if previous_seconds else ""))
 
 
 if __name__ == "__main__":

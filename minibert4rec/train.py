@@ -206,6 +206,7 @@ def train(
     *,
     out_dir: str | Path | None = None,
     resume_from: str | Path | None = None,
+    init_from: str | Path | None = None,
     stop_after_epoch: int | None = None,
     progress: bool = True,
     eval_batch_size: int = 1024,
@@ -216,7 +217,9 @@ def train(
     """Train BERT4Rec on ``data`` with ``config``; evaluate on validation; test the best model.
 
     ``out_dir`` receives ``checkpoint.pt`` after every epoch; ``resume_from`` continues such a checkpoint (same
-    config and data) exactly where it stopped; ``stop_after_epoch`` ends this call early (as a crash would), which
+    config and data) exactly where it stopped; ``init_from`` starts a *new* run (fresh optimizer and learning-rate
+    schedule from ``config``) from the best weights of a checkpoint of the same model and data — a second
+    training phase, e.g. another warm-up and decay after a finished run; ``stop_after_epoch`` ends this call early (as a crash would), which
     the resume test uses; ``time_budget_s`` stops after the first epoch that ends past that much training time.
     ``dataset_info`` (e.g. ``{"dataset": "ml-1m"}``) is stored in the checkpoint so that
     ``evaluate`` and ``recommend`` can reload the data.
@@ -259,6 +262,15 @@ def train(
             torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda_rng"]])
         history, best, best_state = list(state["history"]), dict(state["best"]), state["best_model"]
         start_epoch, elapsed = state["epoch"] + 1, float(state["elapsed_seconds"])
+
+    if init_from is not None:
+        if resume_from is not None:
+            raise ValueError("give resume_from (continue the same run) or init_from (new run from its weights), not both.")
+        state = load_checkpoint(init_from, map_location=device)
+        if state["n_items"] != data.n_items:
+            raise ValueError(f"checkpoint {init_from} has {state['n_items']} items but the data has {data.n_items}; "
+                             "initialise only from a model trained on the same dataset.")
+        model.load_state_dict(state["best_model"] or state["model"])  # raises if the architecture differs
 
     last_epoch = min(config.epochs, stop_after_epoch or config.epochs)
     for epoch in range(start_epoch, last_epoch + 1):

@@ -75,6 +75,25 @@ def test_resume_with_another_config_is_refused(tmp_path, data):
         train(config.replace(hidden_size=16), data, resume_from=tmp_path / "checkpoint.pt", progress=False)
 
 
+def test_init_from_starts_a_new_run_from_the_best_weights(tmp_path, data):
+    config = BERT4RecConfig(epochs=2, **{**SMALL, "max_seq_length": 10})
+    first = train(config, data, out_dir=tmp_path, progress=False)
+    state = load_checkpoint(tmp_path / "checkpoint.pt")
+    # a learning rate of 1e-9 leaves the weights where they were loaded: the first run's best weights
+    second = train(config.replace(epochs=1, learning_rate=1e-9), data, init_from=tmp_path / "checkpoint.pt",
+                   progress=False)
+    for name, value in second.model.state_dict().items():
+        torch.testing.assert_close(value, state["best_model"][name], atol=1e-6, rtol=0), name
+    assert len(second.history) == 1  # a new run: its own epochs and schedule
+    assert second.valid["full"]["NDCG@10"] == pytest.approx(first.valid["full"]["NDCG@10"], abs=0.01)
+    fresh = train(config.replace(epochs=1, learning_rate=1e-9), data, progress=False)  # without init: untrained
+    assert fresh.valid["full"]["NDCG@10"] < second.valid["full"]["NDCG@10"] - 0.05
+    with pytest.raises(ValueError, match="not both"):
+        train(config, data, init_from=tmp_path / "checkpoint.pt", resume_from=tmp_path / "checkpoint.pt", progress=False)
+    with pytest.raises(RuntimeError):  # another architecture cannot load these weights
+        train(config.replace(hidden_size=16, inner_size=32), data, init_from=tmp_path / "checkpoint.pt", progress=False)
+
+
 def test_bad_checkpoints(tmp_path):
     with pytest.raises(FileNotFoundError, match="train first"):
         load_checkpoint(tmp_path / "none.pt")
