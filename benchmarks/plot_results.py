@@ -22,9 +22,10 @@ def main() -> None:
     for path in runs:
         run = json.loads(path.read_text())
         rows = [r for r in run["curve"] if "valid_sampled_NDCG@10" in r]
-        minutes = [r["elapsed_seconds"] / 60 for r in rows]
+        offset = run.get("init_from", {}).get("train_seconds", 0.0)  # a second phase continues the first one's clock
+        minutes = [(offset + r["elapsed_seconds"]) / 60 for r in rows]
         device = run["machine"].get("gpu") or f"CPU, {run['machine']['torch_threads']} thread(s)"
-        label = f"batch {run['config']['batch_size']}, {device}"
+        label = f"batch {run['config']['batch_size']}, {device}" + (", 2nd phase" if offset else "")
         line, = axes[0].plot(minutes, [r["valid_sampled_NDCG@10"] for r in rows], marker=".", ms=3,
                              label=f"{label}: 100 sampled negatives")
         axes[0].plot(minutes, [r["valid_full_NDCG@10"] for r in rows], ls=":", color=line.get_color(),
