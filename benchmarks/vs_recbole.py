@@ -174,13 +174,11 @@ def recbole_masked_tokens_per_epoch(data_dir: str, max_len: int, mask_ratio: flo
     data = load_dataset("ml-100k", data_dir=data_dir)
     lengths = torch.tensor([min(k, max_len) for seq in data.sequences for k in range(1, len(seq) - 2)])  # (instances,)
     cap = int(mask_ratio * max_len)
-    counts = torch.arange(cap + 1)  # P(min(Bin, cap) = j) for j < cap, the rest of the mass at cap
-    expected = torch.zeros(len(lengths))
-    for length in lengths.unique():
-        pmf = Binomial(int(length), torch.tensor(mask_ratio)).log_prob(counts.float().clamp(max=int(length))).exp()
-        pmf = torch.where(counts <= length, pmf, 0.0)
-        below = (pmf[:cap] * counts[:cap]).sum() + cap * (1 - pmf[:cap].sum())
-        expected[lengths == length] = below
+    expected = torch.zeros(len(lengths))  # E[min(Binomial(l, mask_ratio), cap)] for each prefix
+    for length in lengths.unique().tolist():
+        j = torch.arange(length + 1, dtype=torch.float)  # possible numbers of masked items
+        pmf = Binomial(length, torch.tensor(mask_ratio)).log_prob(j).exp()
+        expected[lengths == length] = (pmf * j.clamp(max=cap)).sum()
     per_instance = ft_ratio + (1 - ft_ratio) * expected
     return {"instances": len(lengths), "masked_tokens": float(per_instance.sum())}
 

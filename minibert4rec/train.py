@@ -219,8 +219,8 @@ def train(
     ``out_dir`` receives ``checkpoint.pt`` after every epoch; ``resume_from`` continues such a checkpoint (same
     config and data) exactly where it stopped; ``init_from`` starts a *new* run (fresh optimizer and learning-rate
     schedule from ``config``) from the best weights of a checkpoint of the same model and data — a second
-    training phase, e.g. another warm-up and decay after a finished run; ``stop_after_epoch`` ends this call early (as a crash would), which
-    the resume test uses; ``time_budget_s`` stops after the first epoch that ends past that much training time.
+    training phase, e.g. another warm-up and decay after a finished run; ``stop_after_epoch`` ends this call
+    early (as a crash would), which the resume test uses; ``time_budget_s`` stops after the first epoch that ends past that much training time.
     ``dataset_info`` (e.g. ``{"dataset": "ml-1m"}``) is stored in the checkpoint so that
     ``evaluate`` and ``recommend`` can reload the data.
     """

@@ -83,7 +83,7 @@ def test_init_from_starts_a_new_run_from_the_best_weights(tmp_path, data):
     second = train(config.replace(epochs=1, learning_rate=1e-9), data, init_from=tmp_path / "checkpoint.pt",
                    progress=False)
     for name, value in second.model.state_dict().items():
-        torch.testing.assert_close(value, state["best_model"][name], atol=1e-6, rtol=0), name
+        torch.testing.assert_close(value, state["best_model"][name], atol=1e-6, rtol=0, msg=name)
     assert len(second.history) == 1  # a new run: its own epochs and schedule
     assert second.valid["full"]["NDCG@10"] == pytest.approx(first.valid["full"]["NDCG@10"], abs=0.01)
     fresh = train(config.replace(epochs=1, learning_rate=1e-9), data, progress=False)  # without init: untrained
