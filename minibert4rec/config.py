@@ -41,8 +41,8 @@ class BERT4RecConfig:
     * ``mask_ratio`` (0.2): probability that a position is replaced by [mask] in the Cloze task.
     * ``loss_type`` ("CE"): softmax cross-entropy over all items, or "BPR" with one sampled negative.
     * ``max_seq_length`` (50): L, the longest history the model reads (the paper uses 200 on ML-1m).
-    * ``norm_first`` (False): pre-LN blocks instead of BERT's post-LN (not a RecBole option: ours, for faster,
-      steadier training; False reproduces the paper's architecture).
+    * ``norm_first`` (False): pre-LN blocks instead of BERT's post-LN (not a RecBole option: ours, to experiment
+      with; False reproduces the paper's architecture).
 
     Training options: ``learning_rate``, ``batch_size``, ``epochs``, ``weight_decay``, ``warmup_steps``
     (linear warm-up, then linear decay to 0 at the last step), ``clip_grad_norm``, ``last_item_ratio``

@@ -58,7 +58,8 @@ class TransformerBlock(nn.Module):
 
     With ``config.norm_first`` the LayerNorms move in front of the sublayers: ``x = x + Drop(MHA(LN(x)))``,
     ``x = x + FFN(LN(x))`` (pre-LN). The residual path then carries the signal untouched from the embeddings to the
-    output, which makes the first thousands of steps much less fragile (see notebook 05).
+    output, the usual remedy for unstable early training of deep post-LN stacks. (For this 2-layer model on ML-1m
+    it did not leave the popularity plateau sooner in our probe; the batch size mattered far more.)
     """
 
     def __init__(self, config: BERT4RecConfig) -> None:
