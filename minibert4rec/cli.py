@@ -87,6 +87,8 @@ def _config_from_args(args: argparse.Namespace) -> BERT4RecConfig:
         changes["causal"] = True
     if args.compile:
         changes["compile"] = True
+    if args.include_valid_in_train:
+        changes["include_valid_in_train"] = True
     return config.replace(**changes)
 
 
@@ -134,7 +136,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     split = data.split()
     kwargs = dict(max_len=model.config.max_seq_length, mask_id=data.mask_id, seed=model.config.seed,
                   n_negatives=model.config.eval_negatives)
-    test = evaluate(model, split.test_inputs, split.test_targets, data.item_counts(), **kwargs)
+    counts = data.item_counts(model.config.include_valid_in_train)  # popularity of the negatives, as in training
+    test = evaluate(model, split.test_inputs, split.test_targets, counts, **kwargs)
     print_metrics({"test": test})
     return 0
 
@@ -188,6 +191,8 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument(flag, dest=option, type=kind, default=None, help=f"config.{option}")
         p.add_argument("--causal", action="store_true", help="unidirectional (SASRec-style) variant")
         p.add_argument("--compile", action="store_true", help="torch.compile the model")
+        p.add_argument("--include-valid-in-train", action="store_true",
+                       help="the paper's protocol: train on the validation item too, no model selection")
         p.add_argument("--out", help="output folder (default runs/<dataset>)")
         p.add_argument("--quiet", action="store_true", help="no progress bars")
         if name == "tune":

@@ -51,7 +51,11 @@ class BERT4RecConfig:
     ``patience`` (evaluations without improvement of validation NDCG@10 before early stopping; 0 = never stop),
     ``eval_negatives`` (popularity-sampled negatives per user in the sampled protocol; the paper's 100),
     ``seed``, ``device`` ("auto" = cuda > mps > cpu), ``compile`` (torch.compile), ``amp`` (bf16 autocast on CUDA),
-    ``causal`` (True turns the encoder into a left-to-right SASRec-style model).
+    ``causal`` (True turns the encoder into a left-to-right SASRec-style model),
+    ``include_valid_in_train`` (False: train on seq[:-2], select the best epoch on the held-out validation item.
+    True: the paper's own protocol — its code trains on seq[:-1], validation item included, for a fixed number
+    of steps and tests the final weights; the trainer then evaluates the test split during training, for the
+    curve only, and never selects on it).
     """
 
     # --- model (RecBole names) ---
@@ -85,6 +89,7 @@ class BERT4RecConfig:
     device: str = "auto"
     compile: bool = False
     amp: bool = True
+    include_valid_in_train: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -125,6 +130,11 @@ class BERT4RecConfig:
         if self.window_step is not None and not (1 <= self.window_step <= self.max_seq_length):
             raise ValueError(
                 f"window_step={self.window_step} must be between 1 and max_seq_length={self.max_seq_length}."
+            )
+        if self.include_valid_in_train and self.patience > 0:
+            raise ValueError(
+                f"patience={self.patience} stops on validation NDCG@10, but include_valid_in_train=True trains on the "
+                "validation item; use patience=0 (a fixed number of epochs, as the paper) or include_valid_in_train=False."
             )
         if self.device not in ("auto", "cpu", "mps") and not self.device.startswith("cuda"):
             raise ValueError(f"device={self.device!r} is unknown; use 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'.")

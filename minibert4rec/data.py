@@ -465,7 +465,10 @@ def load_dataset(dataset: str | Path, data_dir: str | Path = "data", min_user_co
 class LeaveOneOut:
     """Leave-one-out split. ``train[u]`` = seq[:-2] for every user; the evaluation lists hold one entry per user in
     ``eval_users`` (users with >= 3 items): valid = (seq[:-2] -> seq[-2]), test = (seq[:-1] -> seq[-1]).
-    Users with 1 or 2 items keep their whole sequence in ``train`` and are never evaluated."""
+    Users with 1 or 2 items keep their whole sequence in ``train`` and are never evaluated.
+
+    With ``include_valid_in_train`` (see ``SequenceData.split``) ``train[u]`` = seq[:-1]: the validation item is
+    trained on, as the paper's authors did, and only the test split is still unseen."""
 
     train: list[list[int]]
     valid_inputs: list[list[int]]
@@ -508,17 +511,21 @@ class SequenceData:
         return {"users": users, "items": items, "actions": actions, "avg_length": actions / max(users, 1),
                 "density": actions / max(users * items, 1)}
 
-    def split(self) -> LeaveOneOut:
+    def split(self, include_valid_in_train: bool = False) -> LeaveOneOut:
+        """Leave-one-out split. ``include_valid_in_train=True`` is the protocol of the paper's code (its
+        gen_data_fin.py "puts validate into train"): train on everything but the last item, test on the last.
+        The validation lists are the same either way, but then they are no longer held out."""
         evaluated = [u for u, s in enumerate(self.sequences) if len(s) >= 3]
         seqs = self.sequences
-        return LeaveOneOut(train=[s[:-2] if len(s) >= 3 else list(s) for s in seqs],
+        cut = -1 if include_valid_in_train else -2
+        return LeaveOneOut(train=[s[:cut] if len(s) >= 3 else list(s) for s in seqs],
                            valid_inputs=[seqs[u][:-2] for u in evaluated], valid_targets=[seqs[u][-2] for u in evaluated],
                            test_inputs=[seqs[u][:-1] for u in evaluated], test_targets=[seqs[u][-1] for u in evaluated],
                            eval_users=evaluated)
 
-    def item_counts(self) -> torch.Tensor:
+    def item_counts(self, include_valid_in_train: bool = False) -> torch.Tensor:
         """LongTensor (n_items + 1,): how often each item occurs in the TRAINING part; index 0 (padding) = 0."""
-        flat = torch.tensor([i for s in self.split().train for i in s], dtype=torch.long)
+        flat = torch.tensor([i for s in self.split(include_valid_in_train).train for i in s], dtype=torch.long)
         return torch.bincount(flat, minlength=self.n_items + 1)
 
     def title(self, item_id: int) -> str:

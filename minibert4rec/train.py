@@ -216,6 +216,10 @@ def train(
 ) -> TrainResult:
     """Train BERT4Rec on ``data`` with ``config``; evaluate on validation; test the best model.
 
+    With ``config.include_valid_in_train`` (the paper's protocol) the validation item is part of training, so the
+    periodic evaluations are on the test split (``test_*`` columns of the history, a learning curve) and the final
+    weights are tested; the returned ``valid`` metrics are then of items the model was trained on.
+
     ``out_dir`` receives ``checkpoint.pt`` after every epoch; ``resume_from`` continues such a checkpoint (same
     config and data) exactly where it stopped; ``init_from`` starts a *new* run (fresh optimizer and learning-rate
     schedule from ``config``) from the best weights of a checkpoint of the same model and data — a second
@@ -226,8 +230,13 @@ def train(
     """
     device = choose_device(config.device)
     torch.manual_seed(config.seed)  # dropout (and BPR negatives) use the global generator; saved in checkpoints
-    split = data.split()
-    item_counts = data.item_counts()
+    split = data.split(config.include_valid_in_train)
+    item_counts = data.item_counts(config.include_valid_in_train)
+    # The split that is watched during training: validation (and the best epoch on it is kept), or -- when the
+    # validation item is trained on (the paper's protocol) -- the test split, for the curve only: no selection.
+    watched = "test" if config.include_valid_in_train else "valid"
+    watched_inputs, watched_targets = ((split.test_inputs, split.test_targets) if watched == "test"
+                                       else (split.valid_inputs, split.valid_targets))
     model = BERT4Rec(config, data.n_items).to(device)
     if config.causal:
         windows = ClozeDataset(split.train, config.max_seq_length, config.mask_ratio, data.mask_id, data.n_items,
@@ -308,11 +317,12 @@ def train(
             "sequences_per_s": n_sequences / seconds, "tokens_per_s": n_tokens / seconds,
         }
         if epoch % config.eval_every == 0 or epoch == config.epochs:
-            valid = evaluate(model, split.valid_inputs, split.valid_targets, item_counts, max_len=config.max_seq_length,
-                             mask_id=data.mask_id, batch_size=eval_batch_size, seed=config.seed, device=device,
-                             n_negatives=config.eval_negatives)
-            row.update(flatten_metrics("valid", valid))
-            score = valid["full"]["NDCG@10"]
+            watched_metrics = evaluate(model, watched_inputs, watched_targets, item_counts, max_len=config.max_seq_length,
+                                       mask_id=data.mask_id, batch_size=eval_batch_size, seed=config.seed,
+                                       device=device, n_negatives=config.eval_negatives)
+            row.update(flatten_metrics(watched, watched_metrics))
+            # with nothing held out to select on, the last evaluated weights count as the "best"
+            score = watched_metrics["full"]["NDCG@10"] if watched == "valid" else float(epoch)
             if score > best["score"]:
                 best = {"score": score, "epoch": epoch, "bad_evals": 0}
                 best_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
@@ -322,7 +332,8 @@ def train(
         if on_epoch_end is not None:
             on_epoch_end(row)
         if progress:
-            shown = {k: round(v, 4) for k, v in row.items() if k in ("train_loss", "valid_full_NDCG@10", "valid_sampled_NDCG@10")}
+            shown = {k: round(v, 4) for k, v in row.items()
+                     if k in ("train_loss", f"{watched}_full_NDCG@10", f"{watched}_sampled_NDCG@10")}
             tqdm.write(f"epoch {epoch}: {shown} ({seconds:.1f}s)")
         stop = config.patience > 0 and best["bad_evals"] >= config.patience
         stop = stop or (time_budget_s is not None and elapsed >= time_budget_s)
@@ -339,8 +350,8 @@ def train(
         if stop:
             break
 
-    if best_state is not None:
-        model.load_state_dict(best_state)
+    if best_state is not None and watched == "valid":
+        model.load_state_dict(best_state)  # (with the paper's protocol the final weights are tested)
     model.eval()
     kwargs = dict(max_len=config.max_seq_length, mask_id=data.mask_id, batch_size=eval_batch_size,
                   seed=config.seed, device=device, n_negatives=config.eval_negatives)

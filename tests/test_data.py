@@ -151,6 +151,19 @@ def test_split_never_leaks_targets_into_training():
     assert counts[5] == 1 + sum(s.count(5) for s in split.train[4:])
 
 
+def test_the_papers_split_trains_on_the_validation_item_but_never_the_test_item():
+    seqs = [[1, 2, 3, 4, 5], [5, 4], [3], [2, 2, 2], *synthetic_sequences(50, 20, 3, 15, seed=1).sequences]
+    sd = SequenceData(sequences=seqs, n_items=20, user_ids=list(range(len(seqs))), item_ids=list(range(1, 21)))
+    held_out, paper = sd.split(), sd.split(include_valid_in_train=True)
+    assert paper.train[:4] == [[1, 2, 3, 4], [5, 4], [3], [2, 2]]
+    for k, u in enumerate(paper.eval_users):
+        assert paper.train[u] == paper.test_inputs[k] == seqs[u][:-1]  # everything before the test item
+        assert paper.test_targets[k] == seqs[u][-1] == held_out.test_targets[k]
+    assert (paper.valid_inputs, paper.test_inputs) == (held_out.valid_inputs, held_out.test_inputs)
+    counts = sd.item_counts(include_valid_in_train=True)
+    assert counts.sum() == sum(len(t) for t in paper.train) == sd.item_counts().sum() + len(paper.eval_users)
+
+
 # ------------------------------------------------------------------------------------------------ bad inputs
 def test_unknown_dataset_name_lists_known_ones(tmp_path):
     for call in (lambda: load_interactions("ml-2m", tmp_path), lambda: download("ml-2m", tmp_path)):
