@@ -91,6 +91,9 @@ def run_search(args: Any) -> pd.DataFrame:
 
     base = _config_from_args(args)
     space = parse_hyper_file(args.params_file)
+    if base.include_valid_in_train or "include_valid_in_train" in space:
+        raise ValueError("tune ranks trials by validation NDCG@10, so the validation item must stay out of training; "
+                         "drop --include-valid-in-train (use it for the final run with the chosen parameters).")
     data = _load(args)
     rows = []
     for number, params in enumerate(trials(space, args.max_trials, seed=base.seed), start=1):

@@ -60,3 +60,13 @@ def test_two_trial_search_writes_a_sorted_table(tmp_path, capsys):
     assert {"test NDCG@10", "test HR@10", "test sampled NDCG@10"} <= set(table.columns)
     assert json.loads((out / "best.json").read_text())["trial"] in (1, 2)
     assert "trial 2:" in capsys.readouterr().out
+
+
+def test_tuning_refuses_to_select_on_a_validation_item_it_trained_on(tmp_path, capsys):
+    params = tmp_path / "hyper.test"
+    params.write_text("learning_rate choice [0.01,0.0001]\n")
+    code = cli.main(["tune", "--dataset", "ml-100k", "--data-dir", str(tmp_path), "--params-file", str(params),
+                     "--include-valid-in-train", "--quiet"])
+    assert code == 2
+    assert "drop --include-valid-in-train" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == [params]  # refused before any download or training
