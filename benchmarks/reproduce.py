@@ -5,6 +5,11 @@
 Settings (paper, section 4 and its code; RecBole names): max_seq_length 200, mask_ratio 0.2, hidden_size 64,
 inner_size 256, n_layers 2, n_heads 2, dropout 0.1, GELU. Test metrics under the paper's protocol (the test item
 among 100 negatives sampled by popularity) and under full ranking, plus the wall time, epochs and the machine.
+
+``--protocol paper`` (default) trains as the authors' code does (gen_data_fin.py "puts validate into train"): on
+every item but the test one, a fixed number of epochs, and tests the final weights; the test split is evaluated
+during training for the curve only. ``--protocol held-out`` keeps the validation item out of training and tests
+the epoch that was best on it.
 The JSON is rewritten after every epoch (the learning curve so far), atomically, so a long run can be watched.
 The paper's numbers are printed beside ours for comparison and stored under "paper", never as ours.
 """
