@@ -40,7 +40,7 @@ def main() -> None:
         axes[0].axhline(paper["NDCG@10"], color="k", ls="--", lw=0.8, label="paper's test NDCG@10 (sampled)")
         axes[0].set(title=f"ML-1m, L=200 ({json.loads(runs[0].read_text())['machine']['cpu']})",
                     xlabel="training time (minutes)", ylabel="NDCG@10 during training")
-        axes[0].legend(fontsize=7)
+        axes[0].legend(fontsize=7, loc="center right")
     vs = RESULTS / "vs_recbole_ml100k.json"
     if vs.exists():
         run = json.loads(vs.read_text())
