@@ -10,6 +10,7 @@ among 100 negatives sampled by popularity) and under full ranking, plus the wall
 every item but the test one, a fixed number of epochs, and tests the final weights; the test split is evaluated
 during training for the curve only. ``--protocol held-out`` keeps the validation item out of training and tests
 the epoch that was best on it.
+
 The JSON is rewritten after every epoch (the learning curve so far), atomically, so a long run can be watched.
 The paper's numbers are printed beside ours for comparison and stored under "paper", never as ours.
 """

@@ -321,11 +321,13 @@ def train(
                                        mask_id=data.mask_id, batch_size=eval_batch_size, seed=config.seed,
                                        device=device, n_negatives=config.eval_negatives)
             row.update(flatten_metrics(watched, watched_metrics))
-            # with nothing held out to select on, the last evaluated weights count as the "best"
+            # with nothing held out to select on, the last evaluation counts as the "best" and no copy is kept:
+            # the final weights are the model (also for `evaluate` and `recommend` on the checkpoint)
             score = watched_metrics["full"]["NDCG@10"] if watched == "valid" else float(epoch)
             if score > best["score"]:
                 best = {"score": score, "epoch": epoch, "bad_evals": 0}
-                best_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+                if watched == "valid":
+                    best_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
             else:
                 best["bad_evals"] += 1
         history.append(row)
@@ -350,8 +352,8 @@ def train(
         if stop:
             break
 
-    if best_state is not None and watched == "valid":
-        model.load_state_dict(best_state)  # (with the paper's protocol the final weights are tested)
+    if best_state is not None:
+        model.load_state_dict(best_state)
     model.eval()
     kwargs = dict(max_len=config.max_seq_length, mask_id=data.mask_id, batch_size=eval_batch_size,
                   seed=config.seed, device=device, n_negatives=config.eval_negatives)

@@ -50,14 +50,19 @@ def test_a_small_model_learns_the_planted_pattern(data, trained):
     assert {"valid_full_NDCG@10", "valid_sampled_NDCG@10", "tokens_per_s"} <= set(trained.history.columns)
 
 
-def test_papers_protocol_watches_the_test_split_and_tests_the_final_weights(data):
+def test_papers_protocol_watches_the_test_split_and_tests_the_final_weights(tmp_path, data):
     config = BERT4RecConfig(epochs=20, eval_every=5, include_valid_in_train=True, **SMALL)
-    result = train(config, data, progress=False)
+    result = train(config, data, progress=False, out_dir=tmp_path)
     columns = set(result.history.columns)
     assert "test_sampled_NDCG@10" in columns and not any(c.startswith("valid_") for c in columns)
     assert result.best_epoch == 20  # nothing held out to select on: the last evaluation
     last = result.history.iloc[-1]  # the curve's last point is the reported test result (same final weights)
     assert result.test["sampled"]["NDCG@10"] == pytest.approx(last["test_sampled_NDCG@10"])
+    state = load_checkpoint(tmp_path / "checkpoint.pt")
+    assert state["best_model"] is None  # no selected copy: the checkpoint's model is the final one
+    reloaded = model_from_checkpoint(state)  # what `evaluate` and `recommend` use
+    for name, tensor in result.model.state_dict().items():
+        assert torch.equal(reloaded.state_dict()[name], tensor), name
     assert result.test["full"]["HR@1"] > evaluate_popularity(data, n_negatives=20)["full"]["HR@1"] + 0.2
     # the validation item was trained on, so early stopping on it is refused with the fix in the message
     with pytest.raises(ValueError, match="use patience=0"):
