@@ -260,7 +260,8 @@ def train(
     start_epoch, elapsed = 1, 0.0
     if resume_from is not None:
         state = load_checkpoint(resume_from, map_location=device)
-        if state["config"] != config.to_dict() or state["n_items"] != data.n_items:
+        # (through from_dict, so that a checkpoint written before an option existed compares with its default)
+        if BERT4RecConfig.from_dict(state["config"]) != config or state["n_items"] != data.n_items:
             raise ValueError(f"checkpoint {resume_from} was trained with another config or dataset; "
                              "resume with the config stored in it (BERT4RecConfig.from_dict(state['config'])).")
         model.load_state_dict(state["model"])

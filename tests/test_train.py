@@ -9,8 +9,8 @@ from minibert4rec import cli
 from minibert4rec.config import BERT4RecConfig
 from minibert4rec.data import synthetic_sequences
 from minibert4rec.recommend import recommend
-from minibert4rec.train import (choose_device, evaluate_popularity, load_checkpoint, model_from_checkpoint, train,
-                                warmup_linear_decay)
+from minibert4rec.train import (choose_device, evaluate_popularity, load_checkpoint, model_from_checkpoint,
+                                save_checkpoint, train, warmup_linear_decay)
 
 SMALL = dict(hidden_size=32, inner_size=64, n_heads=2, max_seq_length=20, batch_size=32, hidden_dropout_prob=0.0,
              attn_dropout_prob=0.0, learning_rate=1e-2, warmup_steps=10, device="cpu", seed=0, eval_negatives=20)
@@ -80,6 +80,8 @@ def test_resume_gives_the_uninterrupted_run(tmp_path, data):
     train(config, data, out_dir=tmp_path, stop_after_epoch=1, progress=False)
     state = load_checkpoint(tmp_path / "checkpoint.pt")  # weights_only=True inside
     assert state["epoch"] == 1 and not list(tmp_path.glob("*.tmp"))
+    del state["config"]["include_valid_in_train"]  # as written before that option existed: its default applies
+    save_checkpoint(tmp_path / "checkpoint.pt", state)
     resumed = train(config, data, out_dir=tmp_path, resume_from=tmp_path / "checkpoint.pt", progress=False)
     for (name, a), b in zip(full.model.state_dict().items(), resumed.model.state_dict().values()):
         assert torch.equal(a, b), name
