@@ -134,7 +134,8 @@ class BERT4RecConfig:
         if self.include_valid_in_train and self.patience > 0:
             raise ValueError(
                 f"patience={self.patience} stops on validation NDCG@10, but include_valid_in_train=True trains on the "
-                "validation item; use patience=0 (a fixed number of epochs, as the paper) or include_valid_in_train=False."
+                "validation item; use patience=0 (a fixed number of epochs, as the paper) or "
+                "include_valid_in_train=False."
             )
         if self.device not in ("auto", "cpu", "mps") and not self.device.startswith("cuda"):
             raise ValueError(f"device={self.device!r} is unknown; use 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'.")

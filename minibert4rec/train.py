@@ -224,7 +224,8 @@ def train(
     config and data) exactly where it stopped; ``init_from`` starts a *new* run (fresh optimizer and learning-rate
     schedule from ``config``) from the best weights of a checkpoint of the same model and data — a second
     training phase, e.g. another warm-up and decay after a finished run; ``stop_after_epoch`` ends this call
-    early (as a crash would), which the resume test uses; ``time_budget_s`` stops after the first epoch that ends past that much training time.
+    early (as a crash would), which the resume test uses; ``time_budget_s`` stops after the first epoch that ends
+    past that much training time.
     ``dataset_info`` (e.g. ``{"dataset": "ml-1m"}``) is stored in the checkpoint so that
     ``evaluate`` and ``recommend`` can reload the data.
     """
@@ -235,8 +236,7 @@ def train(
     # The split that is watched during training: validation (and the best epoch on it is kept), or -- when the
     # validation item is trained on (the paper's protocol) -- the test split, for the curve only: no selection.
     watched = "test" if config.include_valid_in_train else "valid"
-    watched_inputs, watched_targets = ((split.test_inputs, split.test_targets) if watched == "test"
-                                       else (split.valid_inputs, split.valid_targets))
+    watched_inputs, watched_targets = getattr(split, f"{watched}_inputs"), getattr(split, f"{watched}_targets")
     model = BERT4Rec(config, data.n_items).to(device)
     if config.causal:
         windows = ClozeDataset(split.train, config.max_seq_length, config.mask_ratio, data.mask_id, data.n_items,
@@ -322,13 +322,12 @@ def train(
                                        mask_id=data.mask_id, batch_size=eval_batch_size, seed=config.seed,
                                        device=device, n_negatives=config.eval_negatives)
             row.update(flatten_metrics(watched, watched_metrics))
-            # with nothing held out to select on, the last evaluation counts as the "best" and no copy is kept:
-            # the final weights are the model (also for `evaluate` and `recommend` on the checkpoint)
-            score = watched_metrics["full"]["NDCG@10"] if watched == "valid" else float(epoch)
-            if score > best["score"]:
+            score = watched_metrics["full"]["NDCG@10"]
+            if watched == "test":  # nothing held out to select on: no copy kept, the final weights are the model
                 best = {"score": score, "epoch": epoch, "bad_evals": 0}
-                if watched == "valid":
-                    best_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+            elif score > best["score"]:
+                best = {"score": score, "epoch": epoch, "bad_evals": 0}
+                best_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
             else:
                 best["bad_evals"] += 1
         history.append(row)
