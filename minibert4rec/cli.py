@@ -27,8 +27,13 @@ TRAIN_OVERRIDES = {
 
 
 def metrics_table(results: dict[str, dict[str, dict[str, float]]]) -> pd.DataFrame:
-    """``{"test": {"full": {...}, "sampled": {...}}}`` -> one row per (split, protocol), one column per metric."""
-    rows = {f"{split} / {protocol}": values for split, by_protocol in results.items() for protocol, values in by_protocol.items()}
+    """``{"test": {"full": {...}, "sampled": {...}}}`` -> one row per (split, protocol), one column per metric.
+
+    Rows are labelled in words (``test / full, seen removed``): a full-ranking number means little unless it says
+    whether the user's already-seen items competed with the target."""
+    labels = {"full": "full, seen kept", "full_filtered": "full, seen removed", "sampled": "sampled (100 neg.)"}
+    rows = {f"{split} / {labels.get(protocol, protocol)}": values
+            for split, by_protocol in results.items() for protocol, values in by_protocol.items()}
     table = pd.DataFrame(rows).T
     return table[[m for m in METRIC_ORDER if m in table.columns]]
 
@@ -137,7 +142,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     kwargs = dict(max_len=model.config.max_seq_length, mask_id=data.mask_id, seed=model.config.seed,
                   n_negatives=model.config.eval_negatives)
     counts = data.item_counts(model.config.include_valid_in_train)  # popularity of the negatives, as in training
-    test = evaluate(model, split.test_inputs, split.test_targets, counts, **kwargs)
+    interacted = [data.sequences[u] for u in split.eval_users]  # never drawn as negatives, as in training
+    test = evaluate(model, split.test_inputs, split.test_targets, counts, interacted=interacted, **kwargs)
     print_metrics({"test": test})
     return 0
 

@@ -50,6 +50,8 @@ class BERT4RecConfig:
     (stride of the sliding windows over long histories; None = max_seq_length // 2), ``eval_every`` (epochs),
     ``patience`` (evaluations without improvement of validation NDCG@10 before early stopping; 0 = never stop),
     ``eval_negatives`` (popularity-sampled negatives per user in the sampled protocol; the paper's 100),
+    ``eval_users`` (0 = every user; n > 0 draws the learning curve on a fixed, seeded sample of n users, which
+    makes each evaluation during training cheaper -- the final valid/test numbers always use every user),
     ``seed``, ``device`` ("auto" = cuda > mps > cpu), ``compile`` (torch.compile), ``amp`` (bf16 autocast on CUDA),
     ``causal`` (True turns the encoder into a left-to-right SASRec-style model),
     ``include_valid_in_train`` (False: train on seq[:-2], select the best epoch on the held-out validation item.
@@ -85,6 +87,7 @@ class BERT4RecConfig:
     eval_every: int = 1
     patience: int = 0
     eval_negatives: int = 100
+    eval_users: int = 0
     seed: int = 42
     device: str = "auto"
     compile: bool = False
@@ -124,7 +127,7 @@ class BERT4RecConfig:
         for name in ("layer_norm_eps", "initializer_range", "learning_rate"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name}={getattr(self, name)!r} must be > 0.")
-        for name in ("weight_decay", "warmup_steps", "clip_grad_norm", "patience"):
+        for name in ("weight_decay", "warmup_steps", "clip_grad_norm", "patience", "eval_users"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name}={getattr(self, name)!r} must be >= 0.")
         if self.window_step is not None and not (1 <= self.window_step <= self.max_seq_length):

@@ -78,6 +78,15 @@ def model_inputs(model: torch.nn.Module, histories: list[list[int]], max_len: in
     return inference_inputs(histories, max_len, mask_id)
 
 
+#: protocol key -> label. Full ranking comes in two variants; the field's is "seen removed" (aprec's
+#: FilterSeenRecommender, Klenitskiy & Vasilev's ``filter_seen``, gSASRec's ``filter_rated``).
+PROTOCOLS = {
+    "full": "full ranking, seen items kept",
+    "full_filtered": "full ranking, seen items removed (the field's)",
+    "sampled": "100 popularity-sampled negatives (the paper's)",
+}
+
+
 @torch.no_grad()
 def evaluate(
     model: torch.nn.Module,
@@ -87,9 +96,9 @@ def evaluate(
     *,
     max_len: int,
     mask_id: int,
-    protocols: tuple[str, ...] = ("full", "sampled"),
+    protocols: tuple[str, ...] = ("full", "full_filtered", "sampled"),
     n_negatives: int = 100,
-    exclude_seen: bool = False,
+    interacted: list[list[int]] | None = None,
     batch_size: int = 1024,
     seed: int = 0,
     ks: tuple[int, ...] = (1, 5, 10),
@@ -97,13 +106,25 @@ def evaluate(
 ) -> dict[str, dict[str, float]]:
     """Rank each user's held-out ``target`` given ``history``; return ``{protocol: {metric: value}}``.
 
-    * ``"full"`` ranks the target among all N items (seen items removed when ``exclude_seen``);
+    * ``"full"`` ranks the target among all N items, the items of the history included ("seen items kept");
+    * ``"full_filtered"`` ranks it among the items *not* in the history ("seen items removed"): what every
+      recent BERT4Rec comparison reports (Petrov & Macdonald, Klenitskiy & Vasilev, gSASRec, RecTools), since
+      a recommender would never show a user a movie they already rated. On ML-1m it is 1.5-1.7x the seen-kept
+      number for the same model: only ever compare a number with one measured the same way;
     * ``"sampled"`` ranks it among ``n_negatives`` items drawn by popularity from those the user never
-      interacted with (the paper's protocol). The negatives come from a generator seeded with ``seed``, so every
-      evaluation of every model sees the same candidates.
+      interacted with (the paper's protocol). ``interacted`` lists, per user, every item to keep out of the
+      negatives (default: the history; the trainer passes the user's *whole* sequence, so that a validation
+      user's test item is never drawn as a negative either). The negatives come from a generator seeded with
+      ``seed``, so every evaluation of every model sees the same candidates.
     """
+    unknown = sorted(set(protocols) - set(PROTOCOLS))
+    if unknown:
+        raise ValueError(f"unknown protocol(s) {unknown}; choose from {', '.join(PROTOCOLS)}.")
     if len(histories) != len(targets):
         raise ValueError(f"got {len(histories)} histories but {len(targets)} targets; give one target per history.")
+    interacted = histories if interacted is None else interacted
+    if len(interacted) != len(histories):
+        raise ValueError(f"got {len(interacted)} interacted lists for {len(histories)} histories; give one per user.")
     device = torch.device(device) if device is not None else next(model.parameters(), torch.empty(0)).device
     was_training = model.training
     model.eval()
@@ -113,7 +134,7 @@ def evaluate(
         generator = torch.Generator().manual_seed(seed)
         negatives = torch.cat([
             sample_negatives(item_counts, all_targets[start : start + batch_size], n_negatives,
-                             exclude=histories[start : start + batch_size], generator=generator)
+                             exclude=interacted[start : start + batch_size], generator=generator)
             for start in range(0, len(histories), batch_size)
         ]) if histories else torch.empty(0, n_negatives, dtype=torch.long)  # (U n_negatives)
     # Score users in order of history length and trim each batch's all-padding columns: short histories then
@@ -127,7 +148,9 @@ def evaluate(
         inputs = trim_left_padding(model_inputs(model, batch_hist, max_len, mask_id)).to(device)
         scores = model.predict(inputs).float().cpu()  # (b N+1)
         if "full" in protocols:
-            ranks["full"][idx] = target_ranks(scores, batch_targets, exclude=batch_hist if exclude_seen else None)
+            ranks["full"][idx] = target_ranks(scores, batch_targets)
+        if "full_filtered" in protocols:
+            ranks["full_filtered"][idx] = target_ranks(scores, batch_targets, exclude=batch_hist)
         if "sampled" in protocols:
             ranks["sampled"][idx] = sampled_ranks(scores, batch_targets, negatives[idx])
     model.train(was_training)
@@ -200,6 +223,16 @@ def causal_batches(windows: torch.Tensor, batch_size: int, seed: int, epoch: int
             yield inputs[keep], labels[keep]
 
 
+def curve_subset(n_users: int, eval_users: int, seed: int) -> list[int]:
+    """Users whose metrics draw the learning curve: all of them (``eval_users=0``), or a fixed, seeded sample of
+    ``eval_users`` -- the same users at every evaluation, so the curve moves only when the model does. The final
+    valid/test numbers are always computed on every user."""
+    if eval_users <= 0 or eval_users >= n_users:
+        return list(range(n_users))
+    generator = torch.Generator().manual_seed(seed + 7_919)
+    return sorted(torch.randperm(n_users, generator=generator)[:eval_users].tolist())
+
+
 def train(
     config: BERT4RecConfig,
     data: SequenceData,
@@ -237,6 +270,10 @@ def train(
     # validation item is trained on (the paper's protocol) -- the test split, for the curve only: no selection.
     watched = "test" if config.include_valid_in_train else "valid"
     watched_inputs, watched_targets = getattr(split, f"{watched}_inputs"), getattr(split, f"{watched}_targets")
+    interacted = [data.sequences[u] for u in split.eval_users]  # never a sampled negative: all the user's items
+    eval_kwargs = dict(max_len=config.max_seq_length, mask_id=data.mask_id, batch_size=eval_batch_size,
+                       seed=config.seed, device=device, n_negatives=config.eval_negatives)
+    curve_users = curve_subset(len(watched_targets), config.eval_users, config.seed)  # the curve's users
     model = BERT4Rec(config, data.n_items).to(device)
     if config.causal:
         windows = ClozeDataset(split.train, config.max_seq_length, config.mask_ratio, data.mask_id, data.n_items,
@@ -256,6 +293,7 @@ def train(
 
     history: list[dict[str, float]] = []
     best = {"score": -1.0, "epoch": 0, "bad_evals": 0}
+    final_metrics: dict[tuple[str, int], dict] = {}  # (split, epoch) -> metrics of an evaluation on all users
     best_state: dict[str, torch.Tensor] | None = None
     start_epoch, elapsed = 1, 0.0
     if resume_from is not None:
@@ -318,11 +356,13 @@ def train(
             "sequences_per_s": n_sequences / seconds, "tokens_per_s": n_tokens / seconds,
         }
         if epoch % config.eval_every == 0 or epoch == config.epochs:
-            watched_metrics = evaluate(model, watched_inputs, watched_targets, item_counts, max_len=config.max_seq_length,
-                                       mask_id=data.mask_id, batch_size=eval_batch_size, seed=config.seed,
-                                       device=device, n_negatives=config.eval_negatives)
+            watched_metrics = evaluate(model, [watched_inputs[u] for u in curve_users],
+                                       [watched_targets[u] for u in curve_users], item_counts,
+                                       interacted=[interacted[u] for u in curve_users], **eval_kwargs)
+            if len(curve_users) == len(watched_targets):  # all users: reusable as the final numbers
+                final_metrics[(watched, epoch)] = watched_metrics
             row.update(flatten_metrics(watched, watched_metrics))
-            score = watched_metrics["full"]["NDCG@10"]
+            score = watched_metrics["full_filtered"]["NDCG@10"]  # the field's full ranking
             if watched == "test":  # nothing held out to select on: no copy kept, the final weights are the model
                 best = {"score": score, "epoch": epoch, "bad_evals": 0}
             elif score > best["score"]:
@@ -335,7 +375,7 @@ def train(
             on_epoch_end(row)
         if progress:
             shown = {k: round(v, 4) for k, v in row.items()
-                     if k in ("train_loss", f"{watched}_full_NDCG@10", f"{watched}_sampled_NDCG@10")}
+                     if k in ("train_loss", f"{watched}_full_filtered_NDCG@10", f"{watched}_sampled_NDCG@10")}
             tqdm.write(f"epoch {epoch}: {shown} ({seconds:.1f}s)")
         stop = config.patience > 0 and best["bad_evals"] >= config.patience
         stop = stop or (time_budget_s is not None and elapsed >= time_budget_s)
@@ -355,10 +395,17 @@ def train(
     if best_state is not None:
         model.load_state_dict(best_state)
     model.eval()
-    kwargs = dict(max_len=config.max_seq_length, mask_id=data.mask_id, batch_size=eval_batch_size,
-                  seed=config.seed, device=device, n_negatives=config.eval_negatives)
-    valid = evaluate(model, split.valid_inputs, split.valid_targets, item_counts, **kwargs)
-    test = evaluate(model, split.test_inputs, split.test_targets, item_counts, **kwargs)
+    # The final numbers: each split evaluated once on the reported weights (the final ones under the paper's
+    # protocol, the best epoch's otherwise); an evaluation already made on exactly those weights is reused.
+    reported_epoch = best["epoch"] if best_state is not None else (history[-1]["epoch"] if history else 0)
+
+    def final(name: str) -> dict[str, dict[str, float]]:
+        if (name, reported_epoch) in final_metrics:
+            return final_metrics[(name, reported_epoch)]
+        return evaluate(model, getattr(split, f"{name}_inputs"), getattr(split, f"{name}_targets"), item_counts,
+                        interacted=interacted, **eval_kwargs)
+
+    valid, test = final("valid"), final("test")
     return TrainResult(model=model, history=pd.DataFrame(history), valid=valid, test=test, best_epoch=best["epoch"],
                        config=config, device=str(device), train_seconds=elapsed)
 
