@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import json
 import os
 import shutil
 import subprocess
@@ -32,6 +33,7 @@ import warnings
 import zipfile
 from dataclasses import dataclass, field
 from io import StringIO
+from itertools import chain
 from pathlib import Path
 from typing import Any
 
@@ -667,6 +669,18 @@ class SequenceData:
         """LongTensor (n_items + 1,): how often each item occurs in the TRAINING part; index 0 (padding) = 0."""
         flat = torch.tensor([i for s in self.split(include_valid_in_train).train for i in s], dtype=torch.long)
         return torch.bincount(flat, minlength=self.n_items + 1)
+
+    def fingerprint(self) -> dict[str, Any]:
+        """What a checkpoint records about the data it was trained on, so that it can refuse other data later:
+        the name, the numbers of users and items, a sha256 of the item mapping (the raw id of every item id -- a
+        model's output column i means item_ids[i - 1] and nothing else) and a sha256 of the sequences (what the
+        leave-one-out split, and so every metric, is computed from)."""
+        mapping = json.dumps(self.item_ids, default=str).encode()
+        lengths = np.array([len(s) for s in self.sequences], dtype=np.int64)
+        flat = np.fromiter(chain.from_iterable(self.sequences), dtype=np.int64, count=int(lengths.sum()))
+        return {"name": self.name, "n_users": self.n_users, "n_items": self.n_items,
+                "item_ids_sha256": hashlib.sha256(mapping).hexdigest(),
+                "sequences_sha256": hashlib.sha256(lengths.tobytes() + flat.tobytes()).hexdigest()}
 
     def title(self, item_id: int) -> str:
         if item_id == self.pad_id:

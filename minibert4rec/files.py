@@ -120,12 +120,11 @@ def file_hash(path: str | Path, algorithm: str = "sha256") -> str:
 MANIFEST = "SHA256SUMS"
 
 
-def write_manifest(folder: str | Path, names: list[str]) -> Path:
-    """Record the sha256 of ``folder/<name>`` for each name in ``folder/SHA256SUMS`` (merged with the entries
-    already there), in the format of ``sha256sum``: check by hand with ``cd folder && sha256sum -c SHA256SUMS``."""
+def write_manifest(folder: str | Path, digests: dict[str, str]) -> Path:
+    """Record ``{file name: sha256}`` in ``folder/SHA256SUMS`` (merged with the entries already there), in the
+    format of ``sha256sum``: check by hand with ``cd folder && sha256sum -c SHA256SUMS``."""
     folder = Path(folder)
-    entries = read_manifest(folder)
-    entries.update({name: file_hash(folder / name) for name in names})
+    entries = {**read_manifest(folder), **digests}
     text = "".join(f"{digest}  {name}\n" for name, digest in sorted(entries.items()))
     return atomic_write(folder / MANIFEST, text)
 
