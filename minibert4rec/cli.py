@@ -102,9 +102,9 @@ def _config_from_args(args: argparse.Namespace) -> BERT4RecConfig:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    config = _config_from_args(args)  # first: a bad option is reported before torch is even imported
     from .train import check_before_training, train
 
-    config = _config_from_args(args)
     data = _load(args)
     check_before_training(config, data)  # before anything is written
     out = Path(args.out or f"runs/{data.name}")

@@ -312,7 +312,7 @@ def check_field(name: str, value: Any, annotation: str) -> Any:
                                f"{type(value).__name__}{extra}{fix}.")
 
     if kind == "bool":
-        if type(value).__name__ == "bool_":  # numpy.bool_
+        if type(value).__module__ == "numpy" and type(value).__name__ in ("bool", "bool_"):  # numpy.bool_
             value = bool(value)
         if not isinstance(value, bool):
             hint = " (write true or false without quotes)" if isinstance(value, str) else ""

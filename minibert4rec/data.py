@@ -138,12 +138,20 @@ def file_problem(spec: DatasetSpec, path: Path, manifest: dict[str, str] | None 
         return None if got == manifest[path.name] else (
             f"its sha256 {got[:12]}... differs from {manifest[path.name][:12]}..., recorded in {MANIFEST} when it was "
             "unpacked: the file changed since")
-    expected = {name: (lines, sha) for name, lines, sha in spec.expected}
-    lines, sha = expected.get(path.name, (None, None))
+    sha = {name: sha for name, _, sha in spec.expected}.get(path.name)
     if sha is not None:
         got = file_hash(path)
-        return None if got == sha else (f"its sha256 {got[:12]}... is not the published file's {sha[:12]}... "
-                                         "(truncated, edited, another dataset's file, or another version)")
+        if got == sha:
+            return None
+        why = _implausible(spec, path)  # say what is wrong where we can tell, not only that the hash differs
+        return (f"{why + ', and ' if why else ''}its sha256 {got[:12]}... is not the published file's {sha[:12]}... "
+                f"({'' if why else 'edited, truncated, '}another dataset's file or another version?)")
+    return _implausible(spec, path)
+
+
+def _implausible(spec: DatasetSpec, path: Path) -> str | None:
+    """The plausibility checks of :func:`file_problem`: format, number of lines, a complete last line."""
+    lines = {name: lines for name, lines, _ in spec.expected}.get(path.name)
     wanted = FILE_FORMATS.get(path.name)
     if wanted is not None:
         with open(path, "rb") as f:
