@@ -1,6 +1,10 @@
 """Command line: ``python -m minibert4rec {stats,download,train,evaluate,recommend,tune} ...``.
 
 Each subcommand is a thin wrapper over one package function, so what the command does is what the notebooks do.
+
+A mistake in the input (an option's value, a file, a checkpoint that does not fit the data) is reported as ONE
+line, ``error: ...``, on stderr, with exit code 2 -- the package's errors name the input, what is wrong and the
+fix. Anything else is a bug and keeps its traceback.
 """
 
 from __future__ import annotations
@@ -14,6 +18,10 @@ from typing import Any, Sequence
 import pandas as pd
 
 from .config import BERT4RecConfig
+from .files import atomic_write, remove_stale_temporaries
+
+# what a user's mistake raises (a bug raises anything else, and keeps its traceback)
+USER_ERRORS = (ValueError, FileNotFoundError, FileExistsError, IsADirectoryError, NotADirectoryError, PermissionError)
 
 METRIC_ORDER = ["HR@1", "HR@5", "HR@10", "NDCG@5", "NDCG@10", "MRR"]
 
@@ -23,6 +31,7 @@ TRAIN_OVERRIDES = {
     "inner_size": int, "n_layers": int, "n_heads": int, "mask_ratio": float, "hidden_dropout_prob": float,
     "attn_dropout_prob": float, "hidden_act": str, "loss_type": str, "weight_decay": float, "warmup_steps": int,
     "last_item_ratio": float, "window_step": int, "eval_every": int, "patience": int, "seed": int, "device": str,
+    "eval_negatives": int,
 }
 
 
@@ -98,12 +107,14 @@ def _config_from_args(args: argparse.Namespace) -> BERT4RecConfig:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from .train import train
+    config = _config_from_args(args)  # first: a bad option is reported before torch is even imported
+    from .train import check_before_training, train
 
-    config = _config_from_args(args)
     data = _load(args)
+    check_before_training(config, data)  # before anything is written
     out = Path(args.out or f"runs/{data.name}")
     out.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(out)
     config.save(out / "config.json")
     dataset_info = {"dataset": str(args.dataset), "data_dir": str(Path(args.data_dir).resolve()),
                     "min_user_count": args.min_user_count, "min_item_count": args.min_item_count}
@@ -113,10 +124,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     result = train(config, data, out_dir=out, progress=not args.quiet, dataset_info=dataset_info)
     summary = {"valid": result.valid, "test": result.test, "best_epoch": result.best_epoch,
                "train_seconds": result.train_seconds, "device": result.device, "dataset": data.name}
-    tmp = out / "metrics.json.tmp"
-    tmp.write_text(json.dumps(summary, indent=2) + "\n")
-    tmp.replace(out / "metrics.json")
-    result.history.to_csv(out / "history.csv", index=False)
+    atomic_write(out / "metrics.json", json.dumps(summary, indent=2) + "\n")
+    atomic_write(out / "history.csv", result.history.to_csv(index=False))
     print(f"best epoch {result.best_epoch}, {result.train_seconds:.0f}s of training on {result.device}")
     print_metrics({"valid": result.valid, "test": result.test})
     return 0
@@ -133,11 +142,12 @@ def _checkpoint_data(state: dict[str, Any]):
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from .train import evaluate, load_checkpoint, model_from_checkpoint
+    from .train import check_checkpoint_data, evaluate, load_checkpoint, model_from_checkpoint
 
     state = load_checkpoint(args.checkpoint)
-    model = model_from_checkpoint(state)
     data = _checkpoint_data(state)
+    check_checkpoint_data(state, data, f"checkpoint {args.checkpoint}")  # same users, items and sequences
+    model = model_from_checkpoint(state)
     split = data.split()
     kwargs = dict(max_len=model.config.max_seq_length, mask_id=data.mask_id, seed=model.config.seed,
                   n_negatives=model.config.eval_negatives)
@@ -150,11 +160,12 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 def cmd_recommend(args: argparse.Namespace) -> int:
     from .recommend import recommend
-    from .train import load_checkpoint, model_from_checkpoint
+    from .train import check_checkpoint_data, load_checkpoint, model_from_checkpoint
 
     state = load_checkpoint(args.checkpoint)
-    model = model_from_checkpoint(state)
     data = _checkpoint_data(state)
+    check_checkpoint_data(state, data, f"checkpoint {args.checkpoint}", sequences=False)  # the same item mapping
+    model = model_from_checkpoint(state)
     new_id = {str(raw): i + 1 for i, raw in enumerate(data.item_ids)}
     try:
         raw_items = [s.strip() for s in args.items.split(",") if s.strip()]
@@ -175,8 +186,15 @@ def cmd_tune(args: argparse.Namespace) -> int:
     return 0
 
 
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse's parser, with a mistaken option reported like every other mistake: one line, exit code 2."""
+
+    def error(self, message: str):  # type: ignore[override]
+        self.exit(2, f"error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m minibert4rec", description=__doc__.splitlines()[0])
+    parser = ArgumentParser(prog="python -m minibert4rec", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("stats", help="dataset statistics table (users, items, actions, avg. length, density)")
@@ -220,9 +238,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one subcommand; a user's mistake (``USER_ERRORS``) -> one line on stderr and exit code 2."""
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (ValueError, FileNotFoundError) as error:
-        print(f"error: {error}", file=sys.stderr)
+    except USER_ERRORS as error:
+        print("error: " + " ".join(str(error).split()), file=sys.stderr)
         return 2

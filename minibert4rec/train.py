@@ -27,8 +27,9 @@ import pandas as pd
 import torch
 from tqdm import tqdm  # plain text bars: no ipywidgets needed, nothing on stderr in notebooks
 
-from .config import BERT4RecConfig
+from .config import BERT4RecConfig, training_memory_lower_bound
 from .data import SequenceData
+from .files import atomic_write, remove_stale_temporaries
 from .masking import ClozeDataset, inference_inputs, left_pad, trim_left_padding
 from .metrics import ranking_metrics, sample_negatives, sampled_ranks, target_ranks
 from .model import BERT4Rec
@@ -164,12 +165,39 @@ def flatten_metrics(prefix: str, metrics: dict[str, dict[str, float]]) -> dict[s
 
 # -------------------------------------------------------------------------------------------- checkpoints
 def save_checkpoint(path: str | Path, state: dict[str, Any]) -> None:
-    """Write ``state`` with torch.save to a temporary file, then rename: a crash never leaves half a checkpoint."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, path)
+    """Write ``state`` with torch.save through ``files.atomic_write`` (a temporary file, fsync, rename): a crash
+    never leaves half a checkpoint, and a ``kill -9`` leaves at most a ``.checkpoint.pt.*.tmp`` that the next
+    :func:`train` into the same folder deletes."""
+    atomic_write(path, writer=lambda f: torch.save(state, f))
+
+
+CHECKPOINT_KEYS = ("config", "n_items", "model")
+
+
+def check_checkpoint_data(state: dict[str, Any], data: SequenceData, source: str | Path = "the checkpoint",
+                          sequences: bool = True) -> None:
+    """Refuse a checkpoint whose data set is not ``data``: its numbers would be silently wrong (another item
+    behind each output column) or end in an IndexError. Compared: the number of items, the item mapping and --
+    with ``sequences`` (evaluate, resume) -- the users' sequences, which the metrics are computed from.
+    Checkpoints written before fingerprints existed can only be compared on their number of items."""
+    if state["n_items"] != data.n_items:
+        raise ValueError(f"{source} was trained on {state['n_items']:,} items but the data loaded now "
+                         f"({data.name or 'unnamed'}) has {data.n_items:,}; use the dataset, --min-user-count and "
+                         "--min-item-count it was trained with, or train a new model.")
+    stored = (state.get("dataset") or {}).get("fingerprint")
+    if not stored:
+        return
+    now = data.fingerprint()
+    keys = {"item_ids_sha256": "the item mapping (the raw id behind each item id)"}
+    if sequences:
+        keys.update({"n_users": "the number of users", "sequences_sha256": "the users' sequences"})
+    differ = [what for key, what in keys.items() if stored.get(key) != now[key]]
+    if differ:
+        raise ValueError(f"{source} was trained on other data than the data loaded now: {' and '.join(differ)} "
+                         f"differ (trained on {stored.get('name') or 'unnamed'}: {stored.get('n_users')} users, "
+                         f"{stored.get('n_items')} items; now {now['name'] or 'unnamed'}: {now['n_users']} users, "
+                         f"{now['n_items']} items). Its numbers would be wrong; load the same file with the same "
+                         "--min-user-count/--min-item-count, or train a new model.")
 
 
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
@@ -183,6 +211,9 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
         raise ValueError(f"checkpoint {path} cannot be read ({error}); it is damaged or not a minibert4rec checkpoint.") from error
     if not isinstance(state, dict) or state.get("version") != CHECKPOINT_VERSION:
         raise ValueError(f"checkpoint {path} is not a minibert4rec checkpoint (version {CHECKPOINT_VERSION}).")
+    missing = [key for key in CHECKPOINT_KEYS if key not in state]
+    if missing:
+        raise ValueError(f"checkpoint {path} lacks {missing}; it is damaged or was not written by minibert4rec's train.")
     return state
 
 
@@ -192,6 +223,47 @@ def model_from_checkpoint(state: dict[str, Any], best: bool = True, device: str 
     model = BERT4Rec(config, state["n_items"])
     model.load_state_dict(state["best_model"] if best and state.get("best_model") else state["model"])
     return model.to(device).eval()
+
+
+# ------------------------------------------------------------------------------------------------ checks
+def _machine_memory(device: torch.device) -> int | None:
+    """Bytes of memory on ``device`` (RAM for the CPU, the GPU's memory for CUDA); None when unknown."""
+    try:
+        if device.type == "cuda":
+            return torch.cuda.get_device_properties(device).total_memory
+        if device.type == "cpu":
+            return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError, RuntimeError):
+        pass
+    return None
+
+
+def check_before_training(config: BERT4RecConfig, data: SequenceData, device: torch.device | str | None = None) -> None:
+    """Everything that can be checked before an epoch is spent, each with a ``ValueError`` saying what to change:
+
+    * some user has the 3 interactions leave-one-out needs (train, validation, test);
+    * every evaluated user leaves ``eval_negatives`` items they never interacted with to sample negatives from
+      (else the sampled protocol would fail after the first epoch);
+    * the model fits in the device's memory (:func:`config.training_memory_lower_bound`, a lower bound: a refusal
+      is never wrong).
+    """
+    evaluated = [s for s in data.sequences if len(s) >= 3]
+    if not evaluated:
+        raise ValueError(f"no user of {data.name or 'the data'} has the 3 interactions leave-one-out needs "
+                         "(train, validation, test); use longer histories or lower --min-user-count.")
+    most = max(len(set(s)) for s in evaluated)
+    if data.n_items - most < config.eval_negatives:
+        raise ValueError(f"eval_negatives={config.eval_negatives} cannot be sampled: {data.name or 'the data'} has "
+                         f"{data.n_items:,} items and a user interacted with {most:,} of them, leaving "
+                         f"{data.n_items - most:,} negatives; lower eval_negatives (--eval-negatives "
+                         f"{max(1, data.n_items - most)}) or use a larger catalogue.")
+    device = choose_device(config.device) if device is None else torch.device(device)
+    need, have = training_memory_lower_bound(config, data.n_items), _machine_memory(device)
+    if have is not None and need > have:
+        raise ValueError(f"this model cannot fit: training it on {data.n_items:,} items needs at least "
+                         f"{need / 2**30:,.1f} GiB but the {device.type} has {have / 2**30:,.1f} GiB; lower "
+                         f"hidden_size={config.hidden_size}, inner_size={config.inner_size}, n_layers={config.n_layers}"
+                         f", max_seq_length={config.max_seq_length} or batch_size={config.batch_size}.")
 
 
 # ------------------------------------------------------------------------------------------------ training
@@ -263,6 +335,7 @@ def train(
     ``evaluate`` and ``recommend`` can reload the data.
     """
     device = choose_device(config.device)
+    check_before_training(config, data, device)
     torch.manual_seed(config.seed)  # dropout (and BPR negatives) use the global generator; saved in checkpoints
     split = data.split(config.include_valid_in_train)
     item_counts = data.item_counts(config.include_valid_in_train)
@@ -296,12 +369,16 @@ def train(
     final_metrics: dict[tuple[str, int], dict] = {}  # (split, epoch) -> metrics of an evaluation on all users
     best_state: dict[str, torch.Tensor] | None = None
     start_epoch, elapsed = 1, 0.0
+    dataset_info = {**(dataset_info or {"name": data.name}), "fingerprint": data.fingerprint()}
+    if out_dir is not None:
+        remove_stale_temporaries(out_dir)  # what a killed earlier run left half-written
     if resume_from is not None:
         state = load_checkpoint(resume_from, map_location=device)
         # (through from_dict, so that a checkpoint written before an option existed compares with its default)
-        if BERT4RecConfig.from_dict(state["config"]) != config or state["n_items"] != data.n_items:
+        if BERT4RecConfig.from_dict(state["config"]) != config:
             raise ValueError(f"checkpoint {resume_from} was trained with another config or dataset; "
                              "resume with the config stored in it (BERT4RecConfig.from_dict(state['config'])).")
+        check_checkpoint_data(state, data, f"checkpoint {resume_from}")
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
@@ -315,9 +392,7 @@ def train(
         if resume_from is not None:
             raise ValueError("give resume_from (continue the same run) or init_from (new run from its weights), not both.")
         state = load_checkpoint(init_from, map_location=device)
-        if state["n_items"] != data.n_items:
-            raise ValueError(f"checkpoint {init_from} has {state['n_items']} items but the data has {data.n_items}; "
-                             "initialise only from a model trained on the same dataset.")
+        check_checkpoint_data(state, data, f"checkpoint {init_from}", sequences=False)  # same items, same meaning
         model.load_state_dict(state["best_model"] or state["model"])  # raises if the architecture differs
 
     last_epoch = min(config.epochs, stop_after_epoch or config.epochs)
@@ -387,7 +462,7 @@ def train(
                 "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
                 "torch_rng": torch.get_rng_state(),
                 "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
-                "history": history, "dataset": dict(dataset_info or {"name": data.name}),
+                "history": history, "dataset": dataset_info,
             })
         if stop:
             break
