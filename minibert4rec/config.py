@@ -29,6 +29,7 @@ from .files import atomic_write
 
 ACTIVATIONS = ("gelu", "relu", "swish", "tanh", "sigmoid")
 LOSS_TYPES = ("CE", "BPR")
+OUTPUT_BIAS_INITS = ("popularity", "zeros")
 DEVICE_PATTERN = r"auto|cpu(:0)?|mps(:0)?|cuda(:[0-9]+)?"
 
 
@@ -74,6 +75,7 @@ RULES: dict[str, Rule] = {
     "max_seq_length": Rule(2, 100_000, hint="history + [mask]; the paper uses 200 on ML-1m, 50 on ml-100k"),
     "causal": Rule(),
     "norm_first": Rule(),
+    "output_bias_init": Rule(choices=OUTPUT_BIAS_INITS, hint="'popularity' starts the model as the popularity baseline"),
     "learning_rate": Rule(0.0, 10.0, low_open=True, hint="AdamW's step size, e.g. 1e-3"),
     "batch_size": Rule(1, 10_000_000, hint="e.g. 128"),
     "epochs": Rule(1, 1_000_000),
@@ -116,6 +118,10 @@ class BERT4RecConfig:
     * ``max_seq_length`` (50): L, the longest history the model reads (the paper uses 200 on ML-1m).
     * ``norm_first`` (False): pre-LN blocks instead of BERT's post-LN (not a RecBole option: ours, to experiment
       with; False reproduces the paper's architecture).
+    * ``output_bias_init`` ("popularity"): the output layer's item bias starts at log item popularity, so the
+      model starts as the popularity baseline (``BERT4Rec.init_output_bias_from_popularity``); "zeros" is the
+      paper's and BERT's initialisation. An initialisation choice, not an architecture change: it shortens the
+      popularity plateau (measured in the README).
 
     Training options: ``learning_rate``, ``batch_size``, ``epochs``, ``weight_decay``, ``warmup_steps``
     (linear warm-up, then linear decay to 0 at the last step), ``clip_grad_norm``, ``last_item_ratio``
@@ -148,6 +154,7 @@ class BERT4RecConfig:
     max_seq_length: int = 50
     causal: bool = False
     norm_first: bool = False
+    output_bias_init: str = "popularity"
     # --- training ---
     learning_rate: float = 1e-3
     batch_size: int = 128

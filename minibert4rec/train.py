@@ -348,6 +348,8 @@ def train(
                        seed=config.seed, device=device, n_negatives=config.eval_negatives)
     curve_users = curve_subset(len(watched_targets), config.eval_users, config.seed)  # the curve's users
     model = BERT4Rec(config, data.n_items).to(device)
+    if config.output_bias_init == "popularity":
+        model.init_output_bias_from_popularity(item_counts)  # start as the popularity baseline
     if config.causal:
         windows = ClozeDataset(split.train, config.max_seq_length, config.mask_ratio, data.mask_id, data.n_items,
                                step=config.window_step, seed=config.seed).windows
