@@ -27,7 +27,7 @@ import pandas as pd
 import torch
 from tqdm import tqdm  # plain text bars: no ipywidgets needed, nothing on stderr in notebooks
 
-from .config import BERT4RecConfig
+from .config import BERT4RecConfig, set_threads
 from .data import SequenceData
 from .masking import ClozeDataset, inference_inputs, left_pad, trim_left_padding
 from .metrics import ranking_metrics, sample_negatives, sampled_ranks, target_ranks
@@ -229,6 +229,7 @@ def train(
     ``dataset_info`` (e.g. ``{"dataset": "ml-1m"}``) is stored in the checkpoint so that
     ``evaluate`` and ``recommend`` can reload the data.
     """
+    set_threads(config.threads)  # 0 = default_threads(): one core left free, so a busy machine stays fast
     device = choose_device(config.device)
     torch.manual_seed(config.seed)  # dropout (and BPR negatives) use the global generator; saved in checkpoints
     split = data.split(config.include_valid_in_train)
