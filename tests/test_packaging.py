@@ -71,7 +71,7 @@ def test_every_notebook_installs_the_release_named_in_pyproject():
 KERNEL = r'''
 import importlib, subprocess, sys
 # A fresh runtime: the developer's editable install (a meta-path finder or a path entry) is not there.
-sys.meta_path[:] = [f for f in sys.meta_path if not type(f).__module__.startswith("__editable__")]
+sys.meta_path[:] = [f for f in sys.meta_path if not getattr(f, "__module__", "").startswith("__editable__")]
 sys.path[:] = [p for p in sys.path if not p.startswith(sys.argv[1])]
 try:
     import minibert4rec
@@ -99,13 +99,14 @@ def test_the_colab_cell_installs_a_package_importable_in_the_same_process(tmp_pa
     subprocess.run(["git", "clone", "-q", "--no-hardlinks", str(ROOT), str(clone)], check=True)
     subprocess.run(["git", "-C", str(clone), "tag", tag], check=True)  # the tag a release would have
     line = next(l for l in release.colab_cell(url, tag).splitlines() if "%pip install" in l)
-    requirement = line.split('"')[1].replace(url, clone.as_uri())
-    assert requirement == f"minibert4rec @ git+{clone.as_uri()}@{tag}"
+    local = "file://localhost" + clone.as_posix()  # (pip's requirement parser wants a host in a file: URL)
+    requirement = line.split('"')[1].replace(url, local)
+    assert requirement == f"minibert4rec @ git+{local}@{tag}"
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", "--system-site-packages", str(venv)], check=True)
     python = venv / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    done = subprocess.run([str(python), "-c", KERNEL, str(ROOT), requirement], env=env, capture_output=True,
+    done = subprocess.run([str(python), "-c", KERNEL, str(ROOT), requirement], env=env, cwd=tmp_path, capture_output=True,
                           text=True, timeout=600)
     assert done.returncode == 0, done.stdout + done.stderr
     version, path = done.stdout.split()[-2:]
