@@ -245,6 +245,7 @@ def _checkpoint_data(state: dict[str, Any]):
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from .train import evaluate, load_checkpoint, model_from_checkpoint
 
+    set_threads(0)
     state = load_checkpoint(_checkpoint_file(args.checkpoint))
     model = model_from_checkpoint(state)
     data = _checkpoint_data(state)
@@ -261,6 +262,7 @@ def cmd_recommend(args: argparse.Namespace) -> int:
     from .recommend import recommend
     from .train import load_checkpoint, model_from_checkpoint
 
+    set_threads(0)
     state = load_checkpoint(_checkpoint_file(args.checkpoint))
     model = model_from_checkpoint(state)
     data = _checkpoint_data(state)

@@ -119,9 +119,8 @@ def _check_hash(path: Path, expected: str, what: str) -> None:
 
 def _fetch(url: str, sha256: str, dest: Path, progress: bool) -> None:
     """Download ``url`` to ``dest`` with pooch (progress bar, sha256 check, temporary file then rename)."""
-    with warnings.catch_warnings():  # pooch imports tqdm.auto: without ipywidgets it falls back to text bars,
-        warnings.filterwarnings("ignore", message="IProgress not found")  # which is fine: say nothing
-        import pooch
+    from . import progress  # noqa: F401  (imports tqdm.auto quietly before pooch does: no "IProgress" warning)
+    import pooch
 
     pooch.retrieve(url, known_hash=f"sha256:{sha256}", fname=dest.name, path=dest.parent, progressbar=progress)
 

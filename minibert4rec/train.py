@@ -25,13 +25,13 @@ from typing import Any, Callable
 
 import pandas as pd
 import torch
-from tqdm import tqdm  # plain text bars: no ipywidgets needed, nothing on stderr in notebooks
 
 from .config import BERT4RecConfig, set_threads
 from .data import SequenceData
 from .masking import ClozeDataset, inference_inputs, left_pad, trim_left_padding
 from .metrics import ranking_metrics, sample_negatives, sampled_ranks, target_ranks
 from .model import BERT4Rec
+from .progress import tqdm  # widgets in Jupyter with ipywidgets, else text; never a warning
 
 CHECKPOINT_VERSION = 1
 

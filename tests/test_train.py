@@ -159,7 +159,7 @@ def test_cli_train_evaluate_recommend(tmp_path, capsys, data):
     assert cli.main(["recommend", "--checkpoint", str(out / "checkpoint.pt"), "--items", str(raw), "-k", "3"]) == 0
     printed = capsys.readouterr().out
     assert printed.startswith("history (1 item, oldest first):")  # the input echoed, then the 3 recommendations
-    assert len(printed.split("top 3 next items")[1].strip().splitlines()) == 4
+    assert len(printed.split("top 3 next items (history items removed):")[1].strip().splitlines()) == 4
     assert cli.main(["recommend", "--checkpoint", str(out / "checkpoint.pt"), "--items", "999999", "-k", "3"]) == 2
     assert "not in" in capsys.readouterr().err
     assert model_from_checkpoint(load_checkpoint(out / "checkpoint.pt")).n_items == data.n_items
