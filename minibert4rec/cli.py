@@ -2,6 +2,10 @@
 
 Each subcommand is a thin wrapper over one package function, so what the command does is what the notebooks do.
 (Help texts are plain text: argparse prints them as they are written.)
+
+A mistake in the input (an option's value, a file, a checkpoint that does not fit the data) is reported as ONE
+line, "error: ...", on stderr, with exit code 2 -- the package's errors name the input, what is wrong and the
+fix. Anything else is a bug and keeps its traceback.
 """
 
 from __future__ import annotations
@@ -15,6 +19,10 @@ from typing import Any, Sequence
 import pandas as pd
 
 from .config import BERT4RecConfig, set_threads
+from .files import atomic_write, remove_stale_temporaries
+
+# what a user's mistake raises (a bug raises anything else, and keeps its traceback)
+USER_ERRORS = (ValueError, FileNotFoundError, FileExistsError, IsADirectoryError, NotADirectoryError, PermissionError)
 
 METRIC_ORDER = ["HR@1", "HR@5", "HR@10", "NDCG@5", "NDCG@10", "MRR"]
 
@@ -24,7 +32,7 @@ TRAIN_OVERRIDES = {
     "inner_size": int, "n_layers": int, "n_heads": int, "mask_ratio": float, "hidden_dropout_prob": float,
     "attn_dropout_prob": float, "hidden_act": str, "loss_type": str, "weight_decay": float, "warmup_steps": int,
     "last_item_ratio": float, "window_step": int, "eval_every": int, "patience": int, "seed": int, "device": str,
-    "threads": int,
+    "eval_negatives": int, "threads": int,
 }
 CONFIG_DEFAULTS = BERT4RecConfig()
 # the data options; None on the command line = "not given" (with --resume: the run's own value, else these)
@@ -42,8 +50,13 @@ class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
 
 
 def metrics_table(results: dict[str, dict[str, dict[str, float]]]) -> pd.DataFrame:
-    """``{"test": {"full": {...}, "sampled": {...}}}`` -> one row per (split, protocol), one column per metric."""
-    rows = {f"{split} / {protocol}": values for split, by_protocol in results.items() for protocol, values in by_protocol.items()}
+    """``{"test": {"full": {...}, "sampled": {...}}}`` -> one row per (split, protocol), one column per metric.
+
+    Rows are labelled in words (``test / full, seen removed``): a full-ranking number means little unless it says
+    whether the user's already-seen items competed with the target."""
+    labels = {"full": "full, seen kept", "full_filtered": "full, seen removed", "sampled": "sampled (100 neg.)"}
+    rows = {f"{split} / {labels.get(protocol, protocol)}": values
+            for split, by_protocol in results.items() for protocol, values in by_protocol.items()}
     table = pd.DataFrame(rows).T
     return table[[m for m in METRIC_ORDER if m in table.columns]]
 
@@ -129,7 +142,10 @@ def _dataset_info(args: argparse.Namespace) -> dict[str, Any]:
 
 def _given_options(args: argparse.Namespace) -> dict[str, Any]:
     """The config values given on the command line (a --config file counts as given)."""
-    given = BERT4RecConfig.load(args.config).to_dict() if args.config else {}
+    given = {}
+    if args.config:  # what the file sets (the values that differ from the defaults)
+        loaded = BERT4RecConfig.load(args.config)
+        given = {k: v for k, v in loaded.to_dict().items() if v != getattr(CONFIG_DEFAULTS, k)}
     given |= {k: getattr(args, k) for k in TRAIN_OVERRIDES if getattr(args, k) is not None}
     given |= {k: True for k in ("causal", "compile", "include_valid_in_train") if getattr(args, k)}
     given.pop("threads", None)  # not part of the run's identity
@@ -167,7 +183,9 @@ def _refuse_to_overwrite(out: Path) -> None:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from .train import load_checkpoint, train
+    if not args.resume:
+        _config_from_args(args)  # first: a bad option is reported before torch is even imported
+    from .train import check_before_training, load_checkpoint, train
 
     if args.resume and args.overwrite:
         raise ValueError("give --resume (continue the run in --out) or --overwrite (start it over), not both.")
@@ -194,6 +212,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     else:
         config = _config_from_args(args)
         data = _load(args)
+        check_before_training(config, data)  # before anything is written
         out = Path(args.out or f"runs/{data.name}")
         if args.overwrite:
             for name in ("metrics.json", "history.csv", "checkpoint.pt"):
@@ -201,6 +220,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         else:
             _refuse_to_overwrite(out)
     out.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(out)
     config.save(out / "config.json")
     dataset_info = _dataset_info(args)
     if state is not None:
@@ -210,10 +230,8 @@ def cmd_train(args: argparse.Namespace) -> int:
                    dataset_info=dataset_info)
     summary = {"valid": result.valid, "test": result.test, "best_epoch": result.best_epoch,
                "train_seconds": result.train_seconds, "device": result.device, "dataset": data.name}
-    result.history.to_csv(out / "history.csv", index=False)
-    tmp = out / "metrics.json.tmp"  # written last: its presence means the run finished
-    tmp.write_text(json.dumps(summary, indent=2) + "\n")
-    tmp.replace(out / "metrics.json")
+    atomic_write(out / "history.csv", result.history.to_csv(index=False))
+    atomic_write(out / "metrics.json", json.dumps(summary, indent=2) + "\n")  # last: it means the run finished
     print(f"best epoch {result.best_epoch}, {result.train_seconds:.0f}s of training on {result.device}")
     print_metrics({"valid": result.valid, "test": result.test})
     return 0
@@ -226,7 +244,7 @@ def _checkpoint_file(path: str) -> Path:
         inside = given / "checkpoint.pt"
         if not inside.is_file():
             raise FileNotFoundError(f"--checkpoint {given} is a folder, and it holds no checkpoint.pt; give the file "
-                                    f"that `train --out {given}` writes, {inside}.")
+                                    f"that train --out {given} writes, {inside}.")
         print(f"(reading {inside})", file=sys.stderr)
         return inside
     return given
@@ -243,29 +261,34 @@ def _checkpoint_data(state: dict[str, Any]):
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from .train import evaluate, load_checkpoint, model_from_checkpoint
+    from .train import check_checkpoint_data, evaluate, load_checkpoint, model_from_checkpoint
 
     set_threads(0)
-    state = load_checkpoint(_checkpoint_file(args.checkpoint))
-    model = model_from_checkpoint(state)
+    checkpoint = _checkpoint_file(args.checkpoint)
+    state = load_checkpoint(checkpoint)
     data = _checkpoint_data(state)
+    check_checkpoint_data(state, data, f"checkpoint {checkpoint}")  # same users, items and sequences
+    model = model_from_checkpoint(state)
     split = data.split()
     kwargs = dict(max_len=model.config.max_seq_length, mask_id=data.mask_id, seed=model.config.seed,
                   n_negatives=model.config.eval_negatives)
     counts = data.item_counts(model.config.include_valid_in_train)  # popularity of the negatives, as in training
-    test = evaluate(model, split.test_inputs, split.test_targets, counts, **kwargs)
+    interacted = [data.sequences[u] for u in split.eval_users]  # never drawn as negatives, as in training
+    test = evaluate(model, split.test_inputs, split.test_targets, counts, interacted=interacted, **kwargs)
     print_metrics({"test": test})
     return 0
 
 
 def cmd_recommend(args: argparse.Namespace) -> int:
     from .recommend import recommend
-    from .train import load_checkpoint, model_from_checkpoint
+    from .train import check_checkpoint_data, load_checkpoint, model_from_checkpoint
 
     set_threads(0)
-    state = load_checkpoint(_checkpoint_file(args.checkpoint))
-    model = model_from_checkpoint(state)
+    checkpoint = _checkpoint_file(args.checkpoint)
+    state = load_checkpoint(checkpoint)
     data = _checkpoint_data(state)
+    check_checkpoint_data(state, data, f"checkpoint {checkpoint}", sequences=False)  # the same item mapping
+    model = model_from_checkpoint(state)
     new_id = {str(raw): i + 1 for i, raw in enumerate(data.item_ids)}
     try:
         raw_items = [s.strip() for s in args.items.split(",") if s.strip()]
@@ -291,11 +314,18 @@ def cmd_tune(args: argparse.Namespace) -> int:
     return 0
 
 
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse's parser, with a mistaken option reported like every other mistake: one line, exit code 2."""
+
+    def error(self, message: str):  # type: ignore[override]
+        self.exit(2, f"error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from .data import KNOWN_DATASETS
 
-    parser = argparse.ArgumentParser(prog="python -m minibert4rec", description=__doc__.splitlines()[0],
-                                     formatter_class=_HelpFormatter)
+    parser = ArgumentParser(prog="python -m minibert4rec", description=__doc__.splitlines()[0],
+                            formatter_class=_HelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
 
     def add(name: str, helptext: str, description: str | None = None) -> argparse.ArgumentParser:
@@ -362,9 +392,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one subcommand; a user's mistake (``USER_ERRORS``) -> one line on stderr and exit code 2."""
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (ValueError, FileNotFoundError) as error:
-        print(f"error: {error}", file=sys.stderr)
+    except USER_ERRORS as error:
+        print("error: " + " ".join(str(error).split()), file=sys.stderr)
         return 2

@@ -89,7 +89,7 @@ def test_train_refuses_to_overwrite_a_finished_run(tmp_path, run_args, capsys):
     capsys.readouterr()
     assert cli.main(["evaluate", "--checkpoint", str(out)]) == 0
     assert cli.main(["evaluate", "--checkpoint", str(tmp_path)]) == 2
-    assert f"holds no checkpoint.pt; give the file that `train --out {tmp_path}` writes, " \
+    assert f"holds no checkpoint.pt; give the file that train --out {tmp_path} writes, " \
            f"{tmp_path / 'checkpoint.pt'}" in capsys.readouterr().err
 
 

@@ -71,7 +71,7 @@ def test_threads_option(monkeypatch):
     from minibert4rec import config as config_module
 
     assert BERT4RecConfig().threads == 0 and BERT4RecConfig(threads=3) == BERT4RecConfig()  # not the run's identity
-    with pytest.raises(ValueError, match="threads=-1 must be an integer >= 0"):
+    with pytest.raises(ValueError, match="threads=-1 must be a non-negative integer"):
         BERT4RecConfig(threads=-1)
     for cores, expected in ((1, 1), (2, 1), (4, 2), (16, 4), (None, 1)):
         monkeypatch.setattr("os.cpu_count", lambda cores=cores: cores)

@@ -148,10 +148,10 @@ def test_cli_train_evaluate_recommend(tmp_path, capsys, data):
     assert code == 0
     assert {"config.json", "metrics.json", "checkpoint.pt", "history.csv"} <= {p.name for p in out.iterdir()}
     metrics = json.loads((out / "metrics.json").read_text())
-    assert set(metrics["test"]) == {"full", "sampled"}
+    assert set(metrics["test"]) == {"full", "full_filtered", "sampled"}
     assert set(metrics["test"]["full"]) >= {"HR@1", "HR@5", "HR@10", "NDCG@5", "NDCG@10", "MRR"}
     printed = capsys.readouterr().out
-    assert "test / sampled" in printed
+    assert "test / sampled (100 neg.)" in printed and "test / full, seen removed" in printed
     assert cli.main(["evaluate", "--checkpoint", str(out / "checkpoint.pt")]) == 0
     table = capsys.readouterr().out
     assert f"{metrics['test']['full']['NDCG@10']:.4f}" in table  # the same numbers again
