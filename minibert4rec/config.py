@@ -383,9 +383,9 @@ def training_memory_lower_bound(config: BERT4RecConfig, n_items: int = 0) -> int
 def default_threads() -> int:
     """torch CPU threads when ``threads=0``: half the cores, at most 4 (1 on a 2-core machine).
 
-    Measured on ml-100k on a 2-core machine (README, "Threads"): a second thread buys little when the machine is
-    idle, but when another process keeps a core busy, two threads are several times SLOWER than one (each step
-    waits for the thread that lost its core). Leaving a core free keeps a shared laptop or CI runner fast.
+    Measured on ml-100k on a 2-core machine that other jobs were using (README, "Threads"): two threads were
+    slower than one (7.5-8.2 s per epoch against 5.5-5.9 s; an earlier report: 17.9 s against 4.7 s), because each
+    step waits for the thread whose core was taken. Leaving a core free keeps a shared laptop or CI runner fast.
     """
     import os
 
