@@ -93,6 +93,7 @@ RULES: dict[str, Rule] = {
     "compile": Rule(),
     "amp": Rule(),
     "include_valid_in_train": Rule(),
+    "threads": Rule(0, 4096, hint="torch CPU threads; 0 = default_threads(), half the cores, at most 4"),
     "extra": Rule(),
 }
 
@@ -132,6 +133,8 @@ class BERT4RecConfig:
     ``eval_users`` (0 = every user; n > 0 draws the learning curve on a fixed, seeded sample of n users, which
     makes each evaluation during training cheaper -- the final valid/test numbers always use every user),
     ``seed``, ``device`` ("auto" = cuda > mps > cpu), ``compile`` (torch.compile), ``amp`` (bf16 autocast on CUDA),
+    ``threads`` (torch CPU threads; 0 = :func:`default_threads`; not part of the run's identity: a run resumed with
+    another thread count is the same run),
     ``causal`` (True turns the encoder into a left-to-right SASRec-style model),
     ``include_valid_in_train`` (False: train on seq[:-2], select the best epoch on the held-out validation item.
     True: the paper's own protocol — its code trains on seq[:-1], validation item included, for a fixed number
@@ -173,6 +176,7 @@ class BERT4RecConfig:
     compile: bool = False
     amp: bool = True
     include_valid_in_train: bool = False
+    threads: int = field(default=0, compare=False)
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -383,33 +387,80 @@ def training_memory_lower_bound(config: BERT4RecConfig, n_items: int = 0) -> int
     return 16 * params + 4 * attention
 
 
+def default_threads() -> int:
+    """torch CPU threads when ``threads=0``: half the cores, at most 4 (1 on a 2-core machine).
+
+    Measured on ml-100k on a 2-core machine that other jobs were using (README, "Threads"): two threads were
+    slower than one (7.5-8.2 s per epoch against 5.5-5.9 s; an earlier report: 17.9 s against 4.7 s), because each
+    step waits for the thread whose core was taken. Leaving a core free keeps a shared laptop or CI runner fast.
+    """
+    import os
+
+    return max(1, min(4, (os.cpu_count() or 1) // 2))
+
+
+def set_threads(threads: int = 0) -> int:
+    """Set torch's CPU thread count (``0`` = :func:`default_threads`) and return it."""
+    import torch
+
+    n = threads or default_threads()
+    torch.set_num_threads(n)
+    return n
+
+
 SMOKE_ENV_VAR = "MINIBERT4REC_SMOKE"
+DATASET_ENV_VAR = "MINIBERT4REC_DATASET"
+
+
+def _environment() -> tuple[bool, str | None]:
+    """(smoke run?, dataset asked for): the ONE place the package reads its environment variables."""
+    import os
+
+    smoke = os.environ.get(SMOKE_ENV_VAR, "0").strip().lower() not in ("", "0", "false", "no")
+    return smoke, os.environ.get(DATASET_ENV_VAR, "").strip() or None
 
 
 def is_smoke_run() -> bool:
     """True when ``MINIBERT4REC_SMOKE=1``: CI and laptops shrink data, epochs and models.
 
-    This is the ONE place the package reads the variable; notebooks ask this function (through
-    :func:`run_sizes`) instead of testing the environment themselves.
+    The package reads its variables in one place; notebooks ask this function (through :func:`run_sizes`)
+    instead of testing the environment themselves.
     """
-    import os
+    return _environment()[0]
 
-    return os.environ.get(SMOKE_ENV_VAR, "0").strip().lower() not in ("", "0", "false", "no")
+
+# The paper's sequence length per dataset: L = 200 on the MovieLens-1m/20m, 50 on the short Beauty/Steam
+# histories; ml-100k (not in the paper) uses RecBole's default, 50.
+LONG_HISTORIES = ("ml-1m", "ml-20m")
 
 
 def run_sizes() -> dict[str, Any]:
-    """Sizes the notebooks use: the real thing, or a CI-sized smoke run when :func:`is_smoke_run` is True.
+    """Sizes the notebooks use, from two environment variables (and nothing else reads them):
 
-    ``dataset`` is what the notebooks load; ``config`` is the
-    :class:`BERT4RecConfig` for the training notebooks; ``compare_epochs`` is for the short comparison runs of
-    notebook 06; ``cpu_time_budget_s`` bounds notebook 05's training when no GPU is present.
+    * ``MINIBERT4REC_DATASET=<name>``: the dataset (default ``ml-1m``, the paper's). ``ml-100k`` runs every
+      notebook offline: CI's ``python -m minibert4rec download --dataset ml-100k`` fetches it from PyPI when
+      GroupLens is unreachable. Any known name or path works (``ml-20m``, ``beauty``, ...).
+    * ``MINIBERT4REC_SMOKE=1``: a CI-sized smoke run (tiny model, one epoch; ml-100k unless a dataset is named).
+
+    ``dataset`` is what the notebooks load; ``config`` is the :class:`BERT4RecConfig` for the training notebooks
+    (the paper's model for ML-1m/20m; RecBole's defaults, as ``python -m minibert4rec train``, for the others);
+    ``compare_epochs`` is for the short comparison runs of notebook 06; ``cpu_time_budget_s`` bounds notebook
+    05's training when no GPU is present.
     """
-    if is_smoke_run():
+    smoke, dataset = _environment()
+    if smoke:
         config = BERT4RecConfig(hidden_size=16, inner_size=32, max_seq_length=20, epochs=1, batch_size=128,
                                 warmup_steps=5, learning_rate=2e-3)
-        return {"smoke": True, "dataset": "ml-100k", "config": config, "compare_epochs": 1, "cpu_time_budget_s": 60}
-    # the paper's ML-1m model; batch 32 / lr 2e-3 / 500 warm-up steps left the popularity plateau fastest on a CPU
-    # (after ~6 minutes on one core; batch 64 needed ~28 and batch 128 more than 8 epochs)
-    config = BERT4RecConfig(max_seq_length=200, hidden_dropout_prob=0.1, attn_dropout_prob=0.1, batch_size=32,
-                            epochs=60, learning_rate=2e-3, warmup_steps=500)
-    return {"smoke": False, "dataset": "ml-1m", "config": config, "compare_epochs": 8, "cpu_time_budget_s": 1200}
+        return {"smoke": True, "dataset": dataset or "ml-100k", "config": config, "compare_epochs": 1,
+                "cpu_time_budget_s": 60}
+    dataset = dataset or "ml-1m"
+    if dataset in LONG_HISTORIES:
+        # the paper's model; batch 32 / lr 2e-3 / 500 warm-up steps left the popularity plateau fastest on a CPU
+        # (after ~6 minutes on one core on ML-1m; batch 64 needed ~28 and batch 128 more than 8 epochs)
+        config = BERT4RecConfig(max_seq_length=200, hidden_dropout_prob=0.1, attn_dropout_prob=0.1, batch_size=32,
+                                epochs=60, learning_rate=2e-3, warmup_steps=500)
+        return {"smoke": False, "dataset": dataset, "config": config, "compare_epochs": 8, "cpu_time_budget_s": 1200}
+    # short histories: the command line's defaults (python -m minibert4rec train --dataset ml-100k), L = 50;
+    # on ml-100k an epoch takes seconds on a CPU, so the budget rarely acts
+    return {"smoke": False, "dataset": dataset, "config": BERT4RecConfig(), "compare_epochs": 20,
+            "cpu_time_budget_s": 300}

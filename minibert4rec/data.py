@@ -50,6 +50,19 @@ RECBOLE_SHA256 = "9c9948202011f37eb0a7c6768129313f00d6403ad221ec940d5e2d5d5f33a4
 RECBOLE_MEMBERS = ("ml-100k.item", "ml-100k.inter")  # inside the wheel under recbole/dataset_example/ml-100k/
 
 
+class DatasetUnavailable(FileNotFoundError):
+    """A dataset that is neither in ``data_dir`` nor downloadable now. Its message is the whole story (what is
+    missing, where to put it, how to switch to ml-100k), so Jupyter shows the message and no traceback."""
+
+    def _render_traceback_(self) -> list[str]:  # IPython's hook: these lines replace the traceback
+        return [f"{type(self).__name__}: {line}" if i == 0 else line for i, line in enumerate(str(self).splitlines())]
+
+
+SWITCH_TO_ML100K = ("To work offline, switch to ml-100k, which a package index also provides "
+                    "(python -m minibert4rec download --dataset ml-100k): set MINIBERT4REC_DATASET=ml-100k before "
+                    "starting Jupyter, or pass --dataset ml-100k on the command line.")
+
+
 @dataclass(frozen=True)
 class DatasetSpec:
     """Where a dataset comes from and which files in ``data_dir/<name>/`` hold it."""
@@ -194,6 +207,7 @@ def verify_dataset_files(spec: DatasetSpec, files: tuple[Path, Path | None]) -> 
 
 def _fetch(url: str, sha256: str, dest: Path, progress: bool) -> None:
     """Download ``url`` to ``dest`` with pooch (progress bar, sha256 check, temporary file then rename)."""
+    from .progress import tqdm as _quiet  # noqa: F401  (tqdm.auto imported quietly before pooch imports it)
     import pooch
 
     pooch.retrieve(url, known_hash=f"sha256:{sha256}", fname=dest.name, path=dest.parent, progressbar=progress)
@@ -304,8 +318,9 @@ def download(name: str, data_dir: str | Path = "data", progress: bool = True, so
         return folder
     place = " or ".join(str(folder / f) for f, _ in spec.files)
     if spec.url is None:
-        raise FileNotFoundError(f"{name} has no official download: put {spec.how_to_get} ('user item' per line, "
-                                f"time-ordered) at {place}.")
+        raise DatasetUnavailable(f"{name} is not in {folder} and has no official download.\n"
+                                 f"Put {spec.how_to_get} ('user item' per line, time-ordered) at {place}.\n"
+                                 + SWITCH_TO_ML100K)
     data_dir.mkdir(parents=True, exist_ok=True)
     _remove_stale_extractions(data_dir, spec.name)
     failures: list[Exception] = []
@@ -327,8 +342,11 @@ def download(name: str, data_dir: str | Path = "data", progress: bool = True, so
     if any(isinstance(e, ChecksumError) for e in failures):
         raise ChecksumError(text + ". The damaged download was deleted; run again later, or download "
                             f"{spec.url} on another machine and put it at {data_dir / (name + '.zip')}.")
-    raise FileNotFoundError(text + f". Without network: download {spec.url} on another machine and "
-                            f"put it at {data_dir / (name + '.zip')}, or unzip it so that {place} exists; then run again.")
+    failures_text = "; ".join(f if len(f) <= 160 else f[:159] + "…" for f in text.split("; "))
+    lines = [f"{name} is not in {folder} and could not be downloaded ({failures_text}).",
+             f"Download {spec.url} where there is network, put it at {data_dir / (name + '.zip')} "
+             f"(or unzip it so that {place} exists) and run again."]
+    raise DatasetUnavailable("\n".join(lines + ([] if name == "ml-100k" else [SWITCH_TO_ML100K])))
 
 
 def install_shared_copy(name: str, src_dir: str | Path, data_dir: str | Path = "data") -> Path:

@@ -25,14 +25,14 @@ from typing import Any, Callable
 
 import pandas as pd
 import torch
-from tqdm import tqdm  # plain text bars: no ipywidgets needed, nothing on stderr in notebooks
 
-from .config import BERT4RecConfig, training_memory_lower_bound
+from .config import BERT4RecConfig, set_threads, training_memory_lower_bound
 from .data import SequenceData
 from .files import atomic_write, remove_stale_temporaries
 from .masking import ClozeDataset, inference_inputs, left_pad, trim_left_padding
 from .metrics import ranking_metrics, sample_negatives, sampled_ranks, target_ranks
 from .model import BERT4Rec
+from .progress import tqdm  # widgets in Jupyter with ipywidgets, else text; never a warning
 
 CHECKPOINT_VERSION = 1
 
@@ -334,6 +334,7 @@ def train(
     ``dataset_info`` (e.g. ``{"dataset": "ml-1m"}``) is stored in the checkpoint so that
     ``evaluate`` and ``recommend`` can reload the data.
     """
+    set_threads(config.threads)  # 0 = default_threads(): one core left free, so a busy machine stays fast
     device = choose_device(config.device)
     check_before_training(config, data, device)
     torch.manual_seed(config.seed)  # dropout (and BPR negatives) use the global generator; saved in checkpoints

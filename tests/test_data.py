@@ -190,7 +190,8 @@ def test_unknown_dataset_name_lists_known_ones(tmp_path):
 
 
 def test_datasets_without_download_say_where_to_put_the_file(tmp_path, offline):
-    with pytest.raises(FileNotFoundError, match=r"beauty has no official download: put the BERT4Rec .*beauty.txt"):
+    with pytest.raises(FileNotFoundError, match=r"beauty is not in .* has no official download.\nPut the BERT4Rec "
+                                                r".*beauty.txt"):
         load_dataset("beauty", tmp_path)
     write(tmp_path / "steam" / "steam.txt", "1 1\n" * 5)
     assert load_dataset("steam", tmp_path, 1, 1).sequences == [[1] * 5]
@@ -202,9 +203,19 @@ def test_no_network_says_what_to_download_and_where(tmp_path, offline):
     message = str(error.value)
     assert "could not download https://files.grouplens.org/datasets/movielens/ml-1m.zip" in message
     assert str(tmp_path / "ml-1m.zip") in message and str(tmp_path / "ml-1m" / "ratings.dat") in message
-    with pytest.raises(FileNotFoundError, match=r"ml-100k.zip.*recbole==1.2.1 from PyPI, failed too.*"
+    with pytest.raises(FileNotFoundError, match=r"(?s)ml-100k.zip.*recbole==1.2.1 from PyPI, failed too.*"
                                                 r"put it at .*ml-100k.zip"):
         load_interactions("ml-100k", tmp_path)
+
+
+def test_a_missing_dataset_is_a_short_message_without_traceback_in_jupyter(tmp_path, offline):
+    """The notebooks' data cell: what is missing, where to put it, how to switch to ml-100k; no stack trace."""
+    with pytest.raises(data.DatasetUnavailable) as error:
+        load_dataset("ml-1m", tmp_path)
+    lines = error.value._render_traceback_()  # what IPython prints instead of a traceback
+    assert lines[0].startswith("DatasetUnavailable: ml-1m is not in ") and len(lines) == 3
+    assert "put it at" in lines[1] and "MINIBERT4REC_DATASET=ml-100k" in lines[2]
+    assert "Traceback" not in "\n".join(lines) and all(len(line) < 400 for line in lines)
 
 
 def fake_zip(name: str, files: dict[str, str]) -> bytes:

@@ -157,7 +157,9 @@ def test_cli_train_evaluate_recommend(tmp_path, capsys, data):
     assert f"{metrics['test']['full']['NDCG@10']:.4f}" in table  # the same numbers again
     raw = data.item_ids[data.sequences[0][0] - 1]
     assert cli.main(["recommend", "--checkpoint", str(out / "checkpoint.pt"), "--items", str(raw), "-k", "3"]) == 0
-    assert len(capsys.readouterr().out.strip().splitlines()) == 4
+    printed = capsys.readouterr().out
+    assert printed.startswith("history (1 item, oldest first):")  # the input echoed, then the 3 recommendations
+    assert len(printed.split("top 3 next items (history items removed):")[1].strip().splitlines()) == 4
     assert cli.main(["recommend", "--checkpoint", str(out / "checkpoint.pt"), "--items", "999999", "-k", "3"]) == 2
     assert "not in" in capsys.readouterr().err
     assert model_from_checkpoint(load_checkpoint(out / "checkpoint.pt")).n_items == data.n_items
