@@ -138,8 +138,11 @@ class BERT4Rec(nn.Module):
         initialisation, the scores are then about ``b_i``, and ``softmax(b)`` is the item popularity: the model
         starts *as* the popularity baseline instead of having to learn it (the first ~300 steps on ML-1m, loss
         8.1 -> 7.5). A training choice of ours (``config.output_bias_init="popularity"``), not the paper's (which
-        initialises every bias to 0); the architecture is unchanged. What it buys is measured in the README: the
-        model leaves the popularity plateau sooner, on every seed we tried. (+1 keeps unseen items finite.)
+        initialises every bias to 0); the architecture is unchanged. What it buys is measured in the README: with
+        the recipe's learning rate the model leaves the popularity plateau sooner. Why it can also stall (a large
+        learning rate, see ``BERT4RecConfig``): with "zeros", learning popularity pushes every item embedding
+        along a shared direction, which grows them out of their tiny initial scale; starting *at* popularity skips
+        that push. (+1 keeps unseen items finite.)
         """
         counts = item_counts.to(self.output_bias.device).float()
         if counts.dim() != 1 or counts.numel() != self.n_items + 1:
