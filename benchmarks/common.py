@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import platform
 import resource
 import subprocess
@@ -24,8 +25,9 @@ def machine() -> dict[str, str | int]:
                 break
     except OSError:
         pass
-    info: dict[str, str | int] = {"cpu": cpu, "torch_threads": torch.get_num_threads(), "torch": torch.__version__,
-                                  "python": platform.python_version()}
+    info: dict[str, str | int] = {"cpu": cpu, "cores": os.cpu_count() or 0, "torch_threads": torch.get_num_threads(),
+                                  "torch": torch.__version__, "python": platform.python_version(),
+                                  "load_average_1min_at_start": round(os.getloadavg()[0], 2)}
     if torch.cuda.is_available():
         info["gpu"] = torch.cuda.get_device_name(0)
     return info

@@ -209,20 +209,18 @@ def test_clear_errors():
         evaluate_scores(scores, [1, 2], protocol="approximate")
 
 
-def test_ml1m_sized_evaluation_is_fast():
+def test_ml1m_sized_evaluation_runs_on_the_whole_matrix_at_once():
+    """ML-1m-sized inputs (6,040 users x 3,417 items) in one call. Its speed is measured by benchmarks/, not here:
+    a timed assertion fails on a busy machine and proves nothing on an idle one."""
     b, n_items = 6040, 3417
     scores = torch.randn(b, n_items + 1, generator=gen(13))
     targets = torch.randint(1, n_items + 1, (b,), generator=gen(14))
     counts = torch.randint(0, 1000, (n_items + 1,), generator=gen(15))
-    start = time.perf_counter()
     ranks = target_ranks(scores, targets)
-    full_s = time.perf_counter() - start
-    start = time.perf_counter()
     negatives = sample_negatives(counts, targets, 100, generator=gen(16))
-    sampled_ranks(scores, targets, negatives)
-    sampled_s = time.perf_counter() - start
+    sampled = sampled_ranks(scores, targets, negatives)
     assert ranks.float().mean().item() == pytest.approx(n_items / 2, rel=0.05)  # random scores: middle of the list
-    assert full_s < 1.0 and sampled_s < 3.0  # typically ~0.05 s and ~0.5 s; generous for slow CI machines
+    assert sampled.float().mean().item() == pytest.approx(101 / 2, rel=0.05)  # ... of either list
 
 
 @pytest.mark.parametrize("causal", [False, True])

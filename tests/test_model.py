@@ -133,3 +133,30 @@ def test_last_position_only_gives_the_same_prediction(norm_first, causal):
     assert attn[-1].shape == (3, 2, 1, 8) and attn[0].shape == (3, 2, 8, 8)
     expected = F.pad(model.item_logits(full[:, -1]), (1, 0), value=-math.inf)
     torch.testing.assert_close(model.predict(x), expected, atol=1e-5, rtol=1e-5)
+
+
+def test_popularity_bias_init_starts_the_model_as_the_popularity_baseline():
+    """output_bias_init="popularity": at step 0 the scores rank items by training popularity, and the initial
+    loss is about popularity's entropy instead of log(N)."""
+    from minibert4rec.config import BERT4RecConfig
+    from minibert4rec.model import BERT4Rec
+
+    torch.manual_seed(0)
+    n_items = 200
+    counts = torch.cat([torch.zeros(1), torch.arange(n_items, 0, -1).float() ** 2]).long()  # item 1 most popular
+    model = BERT4Rec(BERT4RecConfig(hidden_size=16, inner_size=32, max_seq_length=8), n_items)
+    model.init_output_bias_from_popularity(counts)
+    scores = model.predict(torch.tensor([[3, 4, 5, n_items + 1]]))[0, 1:]
+    # the weights' own contribution is small at init: the scores follow log popularity (log counts span ~10)
+    log_counts = (counts[1:].float() + 1).log()
+    assert torch.corrcoef(torch.stack([scores, log_counts]))[0, 1] > 0.98
+    fresh = BERT4Rec(BERT4RecConfig(hidden_size=16, inner_size=32, max_seq_length=8), n_items)  # zeros: no such order
+    assert abs(torch.corrcoef(torch.stack([fresh.predict(torch.tensor([[3, n_items + 1]]))[0, 1:], log_counts]))[0, 1]) < 0.5
+    targets = torch.multinomial(counts[1:].float(), 4000, replacement=True) + 1  # items drawn by popularity
+    probs = counts[1:].float() / counts[1:].sum()
+    entropy = float(-(probs * probs.log()).sum())
+    logits = model.item_logits(torch.zeros(1, 16))  # a neutral hidden state
+    loss = torch.nn.functional.cross_entropy(logits.expand(len(targets), -1), targets - 1)
+    assert abs(float(loss) - entropy) < 0.05 and entropy < math.log(n_items) - 0.3
+    with pytest.raises(ValueError, match="item_counts must have shape"):
+        model.init_output_bias_from_popularity(counts[:-1])

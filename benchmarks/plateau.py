@@ -1,0 +1,121 @@
+"""How long does BERT4Rec sit on the popularity plateau? The recipe over seeds and thread counts, min/median/max.
+
+    python benchmarks/plateau.py --seeds 0 1 2 --threads 1 2 --budget-minutes 6
+
+BERT4Rec first learns item popularity (sampled NDCG@10 ~0.07 on ML-1m, exactly the popularity baseline), then
+sits there -- the *popularity plateau* -- until attention starts to use the history, and then climbs fast. How
+long it sits there is chaotic: the same command left it 2-4 epochs later on another 2-core machine, and with one
+thread not in 25 epochs. One run is an anecdote, so this script runs ``benchmarks/reproduce.py`` (the paper's
+model and protocol, the recipe's defaults) once per (seed, threads) pair, each in its own process, and reports
+the min / median / max over seeds of
+
+* the training time to leave the plateau: the first evaluation with test sampled NDCG@10 >= 0.20;
+* the training time to reach the paper's row (test sampled HR@10 >= 0.6970 and NDCG@10 >= 0.4818 together).
+
+Evaluations happen at epoch ends (on a fixed sample of ``--eval-users`` test users), so a time is the end of the
+first epoch past the line: an upper bound, within one epoch. A run that never gets there within the budget counts
+as "not reached" (and the median then says so when half the runs did not). Runs with one thread go ``--parallel``
+at a time (default 2: one per core, as a student's laptop with one other busy job); runs with more threads go
+alone. Results: one JSON per run under ``--out-dir`` plus ``summary.json``, and a Markdown table on stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from common import ROOT, git_commit, machine
+
+
+def summarize(values: list[float | None]) -> dict[str, float | int | None]:
+    """min / median / max in minutes over runs; a run that never got there counts as +infinity (shown as None)."""
+    reached = sorted(v / 60 for v in values if v is not None)
+    ordered = reached + [float("inf")] * (len(values) - len(reached))
+    median = statistics.median(ordered) if ordered else float("inf")
+    show = lambda v: None if v == float("inf") else round(v, 2)  # noqa: E731
+    return {"min": show(ordered[0]) if ordered else None, "median": show(median),
+            "max": show(ordered[-1]) if ordered else None, "reached": len(reached), "runs": len(values)}
+
+
+def run_all(args: argparse.Namespace) -> list[dict]:
+    out_dir = Path(args.out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    jobs = [(seed, threads) for threads in args.threads for seed in args.seeds]
+    pending = list(jobs)
+    running: list[tuple[subprocess.Popen, Path]] = []
+    results = []
+    while pending or running:
+        # one-thread runs share the machine (--parallel at a time); multi-thread runs go alone
+        while pending and (not running or (pending[0][1] == 1 and all(t == 1 for _, _, t in running)
+                                           and len(running) < args.parallel)):
+            seed, threads = pending.pop(0)
+            path = out_dir / f"seed{seed}_threads{threads}.json"
+            command = [sys.executable, str(ROOT / "benchmarks/reproduce.py"), "--dataset", args.dataset,
+                       "--data-dir", args.data_dir, "--seed", str(seed), "--threads", str(threads),
+                       "--epochs", str(args.epochs), "--eval-every", "1", "--eval-users", str(args.eval_users),
+                       "--time-budget-minutes", str(args.budget_minutes), "--out", str(path),
+                       "--checkpoint-dir", str(out_dir / f"ck_seed{seed}_threads{threads}"), *args.extra]
+            print(f"start seed {seed}, {threads} thread(s): {' '.join(command[1:])}", flush=True)
+            running.append((subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL), path, threads))
+        time.sleep(2)
+        for job in list(running):
+            process, path, threads = job
+            if process.poll() is not None:
+                running.remove(job)
+                if process.returncode != 0:
+                    raise SystemExit(f"{path.name}: reproduce.py failed with exit code {process.returncode}")
+                results.append(json.loads(path.read_text()))
+                print(f"done {path.name}: leaves plateau at {results[-1].get('test_leaves_plateau_at_seconds')} s, "
+                      f"paper's row at {results[-1].get('test_reaches_paper_at_seconds')} s", flush=True)
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--dataset", default=str(ROOT.parent / "shared/data/ml-1m/sequences_by_time.txt"))
+    parser.add_argument("--data-dir", default="data")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--budget-minutes", type=float, default=6.0, help="training time per run")
+    parser.add_argument("--epochs", type=int, default=60,
+                        help="the schedule's length (the learning rate decays to 0 at its end), not the budget")
+    parser.add_argument("--eval-users", type=int, default=1000)
+    parser.add_argument("--parallel", type=int, default=2, help="one-thread runs at a time")
+    parser.add_argument("--out-dir", default="benchmarks/results/plateau")
+    parser.add_argument("extra", nargs="*", help="after --: more reproduce.py options, e.g. -- --output-bias-init zeros")
+    args = parser.parse_args()
+    started = machine()
+    results = run_all(args)
+    rows = []
+    for threads in args.threads:
+        runs = [r for r in results if r["config"]["threads"] == threads]
+        rows.append({"threads": threads, "seeds": sorted(r["config"]["seed"] for r in runs),
+                     "leave_plateau_minutes": summarize([r["test_leaves_plateau_at_seconds"] for r in runs]),
+                     "paper_row_minutes": summarize([r["test_reaches_paper_at_seconds"] for r in runs]),
+                     "final_test_sampled_NDCG@10": [round(r["test"]["sampled"]["NDCG@10"], 4) for r in runs],
+                     "final_test_full_filtered_NDCG@10": [round(r["test"]["full_filtered"]["NDCG@10"], 4) for r in runs],
+                     "seconds_per_epoch": round(statistics.median(
+                         c["epoch_seconds"] for r in runs for c in r["curve"]), 1)})
+    summary = {"command": " ".join([Path(sys.executable).name] + sys.argv), "git_commit": git_commit(),
+               "machine": started, "budget_minutes": args.budget_minutes, "rows": rows,
+               "load_average_1min_at_end": round(os.getloadavg()[0], 2)}
+    (Path(args.out_dir) / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    fmt = lambda s: " / ".join("not reached" if s[k] is None else f"{s[k]:.1f}" for k in ("min", "median", "max"))  # noqa: E731
+    print(f"\n{started['cpu']}, {args.budget_minutes:g} min of training per run, minutes min / median / max")
+    print("| threads | seeds | leaves the plateau (NDCG@10 >= 0.20) | paper's row | s / epoch |")
+    print("|---|---|---|---|---|")
+    for row in rows:
+        print(f"| {row['threads']} | {', '.join(map(str, row['seeds']))} | {fmt(row['leave_plateau_minutes'])} "
+              f"({row['leave_plateau_minutes']['reached']}/{row['leave_plateau_minutes']['runs']}) | "
+              f"{fmt(row['paper_row_minutes'])} ({row['paper_row_minutes']['reached']}/{row['paper_row_minutes']['runs']}) | "
+              f"{row['seconds_per_epoch']} |")
+
+
+if __name__ == "__main__":
+    main()
