@@ -93,21 +93,31 @@ def _config_from_args(args: argparse.Namespace) -> BERT4RecConfig:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    from .distributed import init_from_env
     from .train import train
 
     config = _config_from_args(args)
-    data = _load(args)
+    parallel = init_from_env(config.device)  # under torchrun: join the other ranks; else rank 0 of 1, nothing set up
+    with parallel.main_first():  # rank 0 downloads, if needed, before the others read
+        data = _load(args)
     out = Path(args.out or f"runs/{data.name}")
-    out.mkdir(parents=True, exist_ok=True)
-    config.save(out / "config.json")
+    resume = out / "checkpoint.pt" if args.resume and (out / "checkpoint.pt").exists() else None
+    if parallel.is_main:
+        out.mkdir(parents=True, exist_ok=True)
+        config.save(out / "config.json")
     dataset_info = {"dataset": str(args.dataset), "data_dir": str(Path(args.data_dir).resolve()),
                     "min_user_count": args.min_user_count, "min_item_count": args.min_item_count}
     if Path(args.dataset).exists():
         dataset_info["dataset"] = str(Path(args.dataset).resolve())
-    print(f"training BERT4Rec on {data.name}: {data.n_users:,} users, {data.n_items:,} items -> {out}")
-    result = train(config, data, out_dir=out, progress=not args.quiet, dataset_info=dataset_info)
+    if parallel.is_main:
+        print(f"training BERT4Rec on {data.name}: {data.n_users:,} users, {data.n_items:,} items -> {out}"
+              + (f" (resuming {resume})" if resume else ""))
+    result = train(config, data, out_dir=out, progress=not args.quiet, dataset_info=dataset_info, resume_from=resume)
+    parallel.close()
+    if not parallel.is_main:  # every rank holds the same results; rank 0 writes and prints them
+        return 0
     summary = {"valid": result.valid, "test": result.test, "best_epoch": result.best_epoch,
-               "train_seconds": result.train_seconds, "device": result.device, "dataset": data.name}
+               "train_seconds": result.train_seconds, "device": result.device, "dataset": data.name, **result.extra}
     tmp = out / "metrics.json.tmp"
     tmp.write_text(json.dumps(summary, indent=2) + "\n")
     tmp.replace(out / "metrics.json")
@@ -195,6 +205,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="the paper's protocol: train on the validation item too, no model selection")
         p.add_argument("--out", help="output folder (default runs/<dataset>)")
         p.add_argument("--quiet", action="store_true", help="no progress bars")
+        if name == "train":
+            p.add_argument("--resume", action="store_true", help="continue OUT/checkpoint.pt if it exists "
+                           "(same config; what torchrun --max-restarts needs)")
         if name == "tune":
             p.add_argument("--params-file", required=True, help="RecBole hyper.test file")
             p.add_argument("--max-trials", type=int, default=None, help="at most this many trials")
