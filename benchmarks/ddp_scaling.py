@@ -54,6 +54,12 @@ def worker(args: argparse.Namespace) -> None:
     parallel.close()
 
 
+def seconds_to_levels(history: list[dict], levels=(0.015, 0.02, 0.022, 0.025, 0.03, 0.035, 0.04)) -> dict:
+    """Training seconds until validation NDCG@10 (full) first reaches each level (None: not within the run)."""
+    return {str(level): next((round(row["elapsed_seconds"], 1) for row in history
+                              if row.get("valid_full_NDCG@10", -1.0) >= level), None) for level in levels}
+
+
 def run(setting: tuple[int, int], dataset: str, args: argparse.Namespace, *, epochs: int, eval_every: int,
         max_seq_length: int, users: int, config: dict, tag: str) -> dict:
     procs, threads = setting
@@ -85,6 +91,7 @@ def run(setting: tuple[int, int], dataset: str, args: argparse.Namespace, *, epo
         "train_loss": [round(row["train_loss"], 4) for row in history],
         "valid_full_NDCG@10": [round(row["valid_full_NDCG@10"], 4) for row in history if "valid_full_NDCG@10" in row],
         "seconds_to_target": None if reached is None else round(reached, 1), "wall_seconds_with_startup": round(wall, 1),
+        "seconds_to_ndcg": seconds_to_levels(history),
     }
     print(f"{dataset} {procs} proc x {threads} thread(s): {summary['sequences_per_s']:,.0f} seq/s, "
           f"{summary['seconds_per_epoch'][-1]:.1f} s/epoch, time to NDCG@10 {args.target}: {summary['seconds_to_target']}",

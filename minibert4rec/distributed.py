@@ -199,7 +199,7 @@ class ReplicatedLoss:
             global_targets = int((labels > 0).sum())
             inputs, labels = shard_rows(inputs, labels, rank, world_size)
             # mean over my m_r targets x (N m_r / M), averaged over N ranks = sum of all targets' losses / M
-            self.weight = world_size * int((labels > 0).sum()) / global_targets
+            self.weight = world_size * int((labels > 0).sum()) / max(1, global_targets)
             yield inputs, labels
 
     def __call__(self, inputs: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
