@@ -14,12 +14,13 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.lines import Line2D  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
 def main() -> None:
-    fig, axes = plt.subplots(1, 2, figsize=(12, 4))
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.2))
     runs = sorted(RESULTS.glob("reproduce_ml1m_*.json"))  # every ML-1m reproduction run kept in results/
     for path in runs:
         run = json.loads(path.read_text())
@@ -31,16 +32,19 @@ def main() -> None:
         device = run["machine"].get("gpu") or f"CPU, {run['machine']['torch_threads']} thread(s)"
         label = (f"batch {run['config']['batch_size']}, {device}" + (", 2nd phase" if offset else "")
                  + (", paper's protocol (test)" if split == "test" else ", held-out (valid)"))
-        line, = axes[0].plot(minutes, [r[f"{split}_sampled_NDCG@10"] for r in rows], marker=".", ms=3,
-                             label=f"{label}: 100 sampled negatives")
-        axes[0].plot(minutes, [r[f"{split}_full_NDCG@10"] for r in rows], ls=":", color=line.get_color(),
-                     label=f"{label}: full ranking")
+        line, = axes[0].plot(minutes, [r[f"{split}_sampled_NDCG@10"] for r in rows], marker=".", ms=3, label=label)
+        axes[0].plot(minutes, [r[f"{split}_full_NDCG@10"] for r in rows], ls=":", color=line.get_color())
     if runs:
         paper = json.loads(runs[0].read_text())["paper"]
         axes[0].axhline(paper["NDCG@10"], color="k", ls="--", lw=0.8, label="paper's test NDCG@10 (sampled)")
         axes[0].set(title=f"ML-1m, L=200 ({json.loads(runs[0].read_text())['machine']['cpu']})",
                     xlabel="training time (minutes)", ylabel="NDCG@10 during training")
-        axes[0].legend(fontsize=7, loc="center right")
+        # one entry per run (its colour) and one per line style; below the plot, so that no curve is covered
+        styles = [Line2D([], [], color="0.3", marker=".", ms=3, label="solid: 100 sampled negatives"),
+                  Line2D([], [], color="0.3", ls=":", label="dotted: full ranking")]
+        handles = axes[0].get_legend_handles_labels()[0] + styles
+        axes[0].legend(handles=handles, fontsize=7.5, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2,
+                       frameon=False)
     vs = RESULTS / "vs_recbole_ml100k.json"
     if vs.exists():
         run = json.loads(vs.read_text())
@@ -52,9 +56,9 @@ def main() -> None:
                              marker=".", label=label)
         axes[1].set(title="ml-100k, same config and threads", xlabel="training time (minutes)",
                     ylabel="validation NDCG@10 (full ranking)")
-        axes[1].legend(fontsize=8)
+        axes[1].legend(fontsize=7.5, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=1, frameon=False)
     fig.tight_layout()
-    fig.savefig(RESULTS / "validation_ndcg_vs_time.png", dpi=110)
+    fig.savefig(RESULTS / "validation_ndcg_vs_time.png", dpi=110, bbox_inches="tight")
     print(f"wrote {RESULTS / 'validation_ndcg_vs_time.png'}")
 
 

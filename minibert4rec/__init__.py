@@ -5,5 +5,10 @@ data -> masking -> attention -> model -> train -> metrics -> viz; see the number
 
 from .config import BERT4RecConfig, is_smoke_run
 
-__version__ = "0.1.0"
+try:  # the version is written once, in pyproject.toml
+    from importlib.metadata import PackageNotFoundError, version
+
+    __version__ = version("minibert4rec")
+except PackageNotFoundError:  # running from a source folder that was never installed
+    __version__ = "unknown"
 __all__ = ["BERT4RecConfig", "is_smoke_run", "__version__"]

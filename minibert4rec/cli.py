@@ -1,6 +1,11 @@
-"""Command line: ``python -m minibert4rec {stats,download,train,evaluate,recommend,tune} ...``.
+"""Command line: python -m minibert4rec {stats,download,train,evaluate,recommend,tune} ...
 
 Each subcommand is a thin wrapper over one package function, so what the command does is what the notebooks do.
+(Help texts are plain text: argparse prints them as they are written.)
+
+A mistake in the input (an option's value, a file, a checkpoint that does not fit the data) is reported as ONE
+line, "error: ...", on stderr, with exit code 2 -- the package's errors name the input, what is wrong and the
+fix. Anything else is a bug and keeps its traceback.
 """
 
 from __future__ import annotations
@@ -13,7 +18,11 @@ from typing import Any, Sequence
 
 import pandas as pd
 
-from .config import BERT4RecConfig
+from .config import BERT4RecConfig, set_threads
+from .files import atomic_write, remove_stale_temporaries
+
+# what a user's mistake raises (a bug raises anything else, and keeps its traceback)
+USER_ERRORS = (ValueError, FileNotFoundError, FileExistsError, IsADirectoryError, NotADirectoryError, PermissionError)
 
 METRIC_ORDER = ["HR@1", "HR@5", "HR@10", "NDCG@5", "NDCG@10", "MRR"]
 
@@ -23,12 +32,31 @@ TRAIN_OVERRIDES = {
     "inner_size": int, "n_layers": int, "n_heads": int, "mask_ratio": float, "hidden_dropout_prob": float,
     "attn_dropout_prob": float, "hidden_act": str, "loss_type": str, "weight_decay": float, "warmup_steps": int,
     "last_item_ratio": float, "window_step": int, "eval_every": int, "patience": int, "seed": int, "device": str,
+    "eval_negatives": int, "threads": int,
 }
+CONFIG_DEFAULTS = BERT4RecConfig()
+# the data options; None on the command line = "not given" (with --resume: the run's own value, else these)
+DATA_DEFAULTS = {"dataset": "ml-100k", "data_dir": "data", "min_user_count": 5, "min_item_count": 5}
+
+
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Show "(default: ...)" after each option that has a real default (not for flags or options whose help
+    already names it)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        if action.default in (None, False, argparse.SUPPRESS) or "default" in (action.help or ""):
+            return action.help
+        return super()._get_help_string(action)
 
 
 def metrics_table(results: dict[str, dict[str, dict[str, float]]]) -> pd.DataFrame:
-    """``{"test": {"full": {...}, "sampled": {...}}}`` -> one row per (split, protocol), one column per metric."""
-    rows = {f"{split} / {protocol}": values for split, by_protocol in results.items() for protocol, values in by_protocol.items()}
+    """``{"test": {"full": {...}, "sampled": {...}}}`` -> one row per (split, protocol), one column per metric.
+
+    Rows are labelled in words (``test / full, seen removed``): a full-ranking number means little unless it says
+    whether the user's already-seen items competed with the target."""
+    labels = {"full": "full, seen kept", "full_filtered": "full, seen removed", "sampled": "sampled (100 neg.)"}
+    rows = {f"{split} / {labels.get(protocol, protocol)}": values
+            for split, by_protocol in results.items() for protocol, values in by_protocol.items()}
     table = pd.DataFrame(rows).T
     return table[[m for m in METRIC_ORDER if m in table.columns]]
 
@@ -37,17 +65,28 @@ def print_metrics(results: dict[str, dict[str, dict[str, float]]]) -> None:
     print(metrics_table(results).to_string(float_format=lambda v: f"{v:.4f}"))
 
 
-def _add_data_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--dataset", default="ml-100k",
-                        help="ml-100k, ml-1m, ml-20m, beauty, steam, or a path to a ratings/.inter/'user item' file")
-    parser.add_argument("--data-dir", default="data", help="download cache (default: data/)")
-    parser.add_argument("--min-user-count", type=int, default=5, help="k-core: drop users with fewer interactions")
-    parser.add_argument("--min-item-count", type=int, default=5, help="k-core: drop items with fewer interactions")
+def _add_data_args(parser: argparse.ArgumentParser, resume: bool = False) -> None:
+    run = "; with --resume: the run's" if resume else ""
+    parser.add_argument("--dataset", help="ml-100k, ml-1m, ml-20m, beauty, steam, or a path to a ratings/.inter/"
+                                          f"'user item' file (default: ml-100k{run})")
+    parser.add_argument("--data-dir", help=f"download cache (default: data{run})")
+    parser.add_argument("--min-user-count", type=int,
+                        help=f"k-core: drop users with fewer interactions (default: 5{run})")
+    parser.add_argument("--min-item-count", type=int,
+                        help=f"k-core: drop items with fewer interactions (default: 5{run})")
+
+
+def _fill_data_args(args: argparse.Namespace, stored: dict[str, Any] | None = None) -> None:
+    """Data options that were not given: the stored run's (``--resume``), else ``DATA_DEFAULTS``."""
+    for key, default in DATA_DEFAULTS.items():
+        if getattr(args, key, None) is None:
+            setattr(args, key, (stored or {}).get(key, default))
 
 
 def _load(args: argparse.Namespace):
     from .data import load_dataset
 
+    _fill_data_args(args)
     return load_dataset(args.dataset, data_dir=args.data_dir, min_user_count=args.min_user_count,
                         min_item_count=args.min_item_count)
 
@@ -75,7 +114,7 @@ def cmd_stats(args: argparse.Namespace) -> int:
 def cmd_download(args: argparse.Namespace) -> int:
     from .data import download
 
-    path = download(args.dataset, data_dir=args.data_dir)
+    path = download(args.dataset, data_dir=args.data_dir, source=args.source)
     print(f"{args.dataset} is ready in {path}")
     return 0
 
@@ -92,39 +131,132 @@ def _config_from_args(args: argparse.Namespace) -> BERT4RecConfig:
     return config.replace(**changes)
 
 
-def cmd_train(args: argparse.Namespace) -> int:
-    from .distributed import init_from_env
-    from .train import train
-
-    config = _config_from_args(args)
-    parallel = init_from_env(config.device)  # under torchrun: join the other ranks; else rank 0 of 1, nothing set up
-    with parallel.main_first():  # rank 0 downloads, if needed, before the others read
-        data = _load(args)
-    out = Path(args.out or f"runs/{data.name}")
-    resume = out / "checkpoint.pt" if args.resume and (out / "checkpoint.pt").exists() else None
-    if parallel.is_main:
-        out.mkdir(parents=True, exist_ok=True)
-        config.save(out / "config.json")
-    dataset_info = {"dataset": str(args.dataset), "data_dir": str(Path(args.data_dir).resolve()),
-                    "min_user_count": args.min_user_count, "min_item_count": args.min_item_count}
+def _dataset_info(args: argparse.Namespace) -> dict[str, Any]:
+    """What the checkpoint records about the data, so that evaluate, recommend and --resume can reload it."""
+    info = {"dataset": str(args.dataset), "data_dir": str(Path(args.data_dir).resolve()),
+            "min_user_count": args.min_user_count, "min_item_count": args.min_item_count}
     if Path(args.dataset).exists():
-        dataset_info["dataset"] = str(Path(args.dataset).resolve())
+        info["dataset"] = str(Path(args.dataset).resolve())
+    return info
+
+
+def _given_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The config values given on the command line (a --config file counts as given)."""
+    given = {}
+    if args.config:  # what the file sets (the values that differ from the defaults)
+        loaded = BERT4RecConfig.load(args.config)
+        given = {k: v for k, v in loaded.to_dict().items() if v != getattr(CONFIG_DEFAULTS, k)}
+    given |= {k: getattr(args, k) for k in TRAIN_OVERRIDES if getattr(args, k) is not None}
+    given |= {k: True for k in ("causal", "compile", "include_valid_in_train") if getattr(args, k)}
+    given.pop("threads", None)  # not part of the run's identity
+    given.pop("extra", None)
+    return given
+
+
+def _resume_config(args: argparse.Namespace, out: Path, state: dict[str, Any]) -> BERT4RecConfig:
+    """The run's own config; options given on the command line must agree with it (--threads may differ)."""
+    stored = BERT4RecConfig.from_dict(state["config"])
+    differ = {k: v for k, v in _given_options(args).items() if getattr(stored, k) != v}
+    if differ:
+        shown = ", ".join(f"{k}={v!r} (the run has {getattr(stored, k)!r})" for k, v in differ.items())
+        raise ValueError(f"--resume continues the run in {out} with its own config ({out / 'config.json'}); "
+                         f"the command line asks for {shown}. Drop those options, or start a new run with "
+                         "another --out.")
+    return stored.replace(threads=args.threads or 0)
+
+
+def _refuse_to_overwrite(out: Path) -> None:
+    """A finished run (metrics.json) or an unfinished one (checkpoint.pt) is kept unless --overwrite is given."""
+    from .train import load_checkpoint
+
+    if (out / "metrics.json").exists():
+        raise ValueError(f"{out} already holds a finished run ({out / 'metrics.json'}); choose another --out, or add "
+                         "--overwrite to replace it.")
+    if (out / "checkpoint.pt").exists():
+        try:
+            state = load_checkpoint(out / "checkpoint.pt")
+            where = f" (epoch {state['epoch']} of {state['config'].get('epochs', '?')})"
+        except ValueError:
+            where = ""
+        raise ValueError(f"{out} holds an unfinished run{where}: continue it with --resume, or add --overwrite to "
+                         "start over.")
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    if not args.resume:
+        _config_from_args(args)  # first: a bad option is reported before torch is even imported
+    from .distributed import init_from_env
+    from .train import check_before_training, load_checkpoint, train
+
+    if args.resume and args.overwrite:
+        raise ValueError("give --resume (continue the run in --out) or --overwrite (start it over), not both.")
+    resume_from, state = None, None
+    if args.resume:
+        _fill_data_args(args)  # only to find runs/<dataset> when --out is not given
+        out = Path(args.out or f"runs/{Path(args.dataset).stem if Path(args.dataset).exists() else args.dataset}")
+        resume_from = out / "checkpoint.pt"
+        if not resume_from.exists():
+            raise FileNotFoundError(f"--resume: {resume_from} does not exist, so there is no run to continue; "
+                                    "check --out, or start the run without --resume.")
+        state = load_checkpoint(resume_from)
+        config = _resume_config(args, out, state)
+        stored = dict(state.get("dataset") or {})
+        for key in DATA_DEFAULTS:  # what the command line says must be what the run was trained on
+            given = getattr(args, key)
+            if key in stored and given is not None and key != "data_dir" and str(given) != str(stored[key]) \
+                    and str(Path(str(given)).resolve()) != str(stored[key]):
+                raise ValueError(f"the run in {out} was trained with --{key.replace('_', '-')} {stored[key]}, "
+                                 f"not {given}; drop the option or give the run's value.")
+        args.dataset = stored.get("dataset", args.dataset)  # the run's data, wherever it was read from
+        args.data_dir = stored.get("data_dir", args.data_dir)
+        parallel = init_from_env(config.device)  # under torchrun: join the other ranks; else rank 0 of 1, no set-up
+        data = _load(args)
+    else:
+        config = _config_from_args(args)
+        parallel = init_from_env(config.device)  # (the same; a run without torchrun sets up nothing)
+        with parallel.main_first():  # rank 0 downloads, if needed, before the others read
+            data = _load(args)
+        check_before_training(config, data)  # before anything is written
+        out = Path(args.out or f"runs/{data.name}")
+        if args.overwrite and parallel.is_main:
+            for name in ("metrics.json", "history.csv", "checkpoint.pt"):
+                (out / name).unlink(missing_ok=True)
+        else:
+            _refuse_to_overwrite(out)
+    if parallel.is_main:  # [distributed] one writer
+        out.mkdir(parents=True, exist_ok=True)
+        remove_stale_temporaries(out)
+        config.save(out / "config.json")
+    dataset_info = _dataset_info(args)
+    if state is not None and parallel.is_main:
+        print(f"resuming {out} after epoch {state['epoch']} of {config.epochs}")
     if parallel.is_main:
-        print(f"training BERT4Rec on {data.name}: {data.n_users:,} users, {data.n_items:,} items -> {out}"
-              + (f" (resuming {resume})" if resume else ""))
-    result = train(config, data, out_dir=out, progress=not args.quiet, dataset_info=dataset_info, resume_from=resume)
+        print(f"training BERT4Rec on {data.name}: {data.n_users:,} users, {data.n_items:,} items -> {out}")
+    result = train(config, data, out_dir=out, resume_from=resume_from, progress=not args.quiet,
+                   dataset_info=dataset_info)
     parallel.close()
     if not parallel.is_main:  # every rank holds the same results; rank 0 writes and prints them
         return 0
     summary = {"valid": result.valid, "test": result.test, "best_epoch": result.best_epoch,
                "train_seconds": result.train_seconds, "device": result.device, "dataset": data.name, **result.extra}
-    tmp = out / "metrics.json.tmp"
-    tmp.write_text(json.dumps(summary, indent=2) + "\n")
-    tmp.replace(out / "metrics.json")
-    result.history.to_csv(out / "history.csv", index=False)
+    atomic_write(out / "history.csv", result.history.to_csv(index=False))
+    atomic_write(out / "metrics.json", json.dumps(summary, indent=2) + "\n")  # last: it means the run finished
     print(f"best epoch {result.best_epoch}, {result.train_seconds:.0f}s of training on {result.device}")
     print_metrics({"valid": result.valid, "test": result.test})
     return 0
+
+
+def _checkpoint_file(path: str) -> Path:
+    """``--checkpoint`` as given: a checkpoint file, or a run folder holding ``checkpoint.pt``."""
+    given = Path(path)
+    if given.is_dir():
+        inside = given / "checkpoint.pt"
+        if not inside.is_file():
+            raise FileNotFoundError(f"--checkpoint {given} is a folder, and it holds no checkpoint.pt; give the file "
+                                    f"that train --out {given} writes, {inside}.")
+        print(f"(reading {inside})", file=sys.stderr)
+        return inside
+    return given
 
 
 def _checkpoint_data(state: dict[str, Any]):
@@ -138,27 +270,34 @@ def _checkpoint_data(state: dict[str, Any]):
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from .train import evaluate, load_checkpoint, model_from_checkpoint
+    from .train import check_checkpoint_data, evaluate, load_checkpoint, model_from_checkpoint
 
-    state = load_checkpoint(args.checkpoint)
-    model = model_from_checkpoint(state)
+    set_threads(0)
+    checkpoint = _checkpoint_file(args.checkpoint)
+    state = load_checkpoint(checkpoint)
     data = _checkpoint_data(state)
+    check_checkpoint_data(state, data, f"checkpoint {checkpoint}")  # same users, items and sequences
+    model = model_from_checkpoint(state)
     split = data.split()
     kwargs = dict(max_len=model.config.max_seq_length, mask_id=data.mask_id, seed=model.config.seed,
                   n_negatives=model.config.eval_negatives)
     counts = data.item_counts(model.config.include_valid_in_train)  # popularity of the negatives, as in training
-    test = evaluate(model, split.test_inputs, split.test_targets, counts, **kwargs)
+    interacted = [data.sequences[u] for u in split.eval_users]  # never drawn as negatives, as in training
+    test = evaluate(model, split.test_inputs, split.test_targets, counts, interacted=interacted, **kwargs)
     print_metrics({"test": test})
     return 0
 
 
 def cmd_recommend(args: argparse.Namespace) -> int:
     from .recommend import recommend
-    from .train import load_checkpoint, model_from_checkpoint
+    from .train import check_checkpoint_data, load_checkpoint, model_from_checkpoint
 
-    state = load_checkpoint(args.checkpoint)
-    model = model_from_checkpoint(state)
+    set_threads(0)
+    checkpoint = _checkpoint_file(args.checkpoint)
+    state = load_checkpoint(checkpoint)
     data = _checkpoint_data(state)
+    check_checkpoint_data(state, data, f"checkpoint {checkpoint}", sequences=False)  # the same item mapping
+    model = model_from_checkpoint(state)
     new_id = {str(raw): i + 1 for i, raw in enumerate(data.item_ids)}
     try:
         raw_items = [s.strip() for s in args.items.split(",") if s.strip()]
@@ -166,8 +305,13 @@ def cmd_recommend(args: argparse.Namespace) -> int:
     except KeyError as missing:
         raise ValueError(f"item {missing} is not in {data.name} after preprocessing; give raw dataset item ids "
                          f"(e.g. MovieLens movie ids) separated by commas.") from None
+    seen = pd.DataFrame({"item": raw_items, "title": [data.title(i) for i in history]},
+                        index=pd.RangeIndex(1, len(history) + 1, name="#"))
+    print(f"history ({len(history)} item{'s' if len(history) != 1 else ''}, oldest first):")
+    print(seen.to_string())
     rows = [{"rank": r + 1, "item": data.item_ids[i - 1], "title": data.title(i), "score": round(s, 3)}
             for r, (i, s) in enumerate(recommend(model, history, k=args.k, exclude_seen=not args.include_seen))]
+    print(f"\ntop {args.k} next items{' (history items removed)' if not args.include_seen else ''}:")
     print(pd.DataFrame(rows).to_string(index=False))
     return 0
 
@@ -179,57 +323,88 @@ def cmd_tune(args: argparse.Namespace) -> int:
     return 0
 
 
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse's parser, with a mistaken option reported like every other mistake: one line, exit code 2."""
+
+    def error(self, message: str):  # type: ignore[override]
+        self.exit(2, f"error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m minibert4rec", description=__doc__.splitlines()[0])
+    from .data import KNOWN_DATASETS
+
+    parser = ArgumentParser(prog="python -m minibert4rec", description=__doc__.splitlines()[0],
+                            formatter_class=_HelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("stats", help="dataset statistics table (users, items, actions, avg. length, density)")
+    def add(name: str, helptext: str, description: str | None = None) -> argparse.ArgumentParser:
+        return sub.add_parser(name, help=helptext, description=description or helptext[0].upper() + helptext[1:],
+                              formatter_class=_HelpFormatter)
+
+    p = add("stats", "dataset statistics table (users, items, actions, avg. length, density)")
     _add_data_args(p)
     p.set_defaults(func=cmd_stats)
 
-    p = sub.add_parser("download", help="download a MovieLens dataset into --data-dir (checksum-verified)")
-    _add_data_args(p)
+    downloadable = [name for name, spec in KNOWN_DATASETS.items() if spec.url]
+    p = add("download", "download a MovieLens dataset into --data-dir (checksum-verified)")
+    p.add_argument("--dataset", default="ml-100k", choices=downloadable, help="the dataset to download")
+    p.add_argument("--data-dir", default="data", help="where it is unpacked, into DATA_DIR/DATASET/")
+    p.add_argument("--source", default="auto", choices=["auto", "grouplens", "recbole"],
+                   help="auto: GroupLens, and for ml-100k the recbole wheel on PyPI when GroupLens is unreachable")
     p.set_defaults(func=cmd_download)
 
     for name, func, helptext in (("train", cmd_train, "train BERT4Rec and print validation/test metrics"),
                                  ("tune", cmd_tune, "hyper-parameter search from a RecBole hyper.test file")):
-        p = sub.add_parser(name, help=helptext)
-        _add_data_args(p)
-        p.add_argument("--config", help="a .json/.yaml config file (command-line options override it)")
+        p = add(name, helptext)
+        _add_data_args(p, resume=name == "train")
+        p.add_argument("--config", metavar="FILE",
+                       help="a .json/.yaml config file: its values replace the defaults below, and the options "
+                            "given on the command line override it")
         for option, kind in TRAIN_OVERRIDES.items():
             flag = "--lr" if option == "learning_rate" else "--" + option.replace("_", "-")
-            p.add_argument(flag, dest=option, type=kind, default=None, help=f"config.{option}")
+            default = getattr(CONFIG_DEFAULTS, option)
+            what = ("torch CPU threads, 0 = half the cores, at most 4 (1 on a 2-core machine)" if option == "threads"
+                    else f"config option {option}")
+            shown = "max_seq_length // 2" if option == "window_step" else default
+            metavar = {int: "N", float: "X", str: "NAME"}[kind]
+            p.add_argument(flag, dest=option, type=kind, default=None, metavar=metavar,
+                           help=f"{what} (default: {shown})")
         p.add_argument("--causal", action="store_true", help="unidirectional (SASRec-style) variant")
         p.add_argument("--compile", action="store_true", help="torch.compile the model")
         p.add_argument("--include-valid-in-train", action="store_true",
                        help="the paper's protocol: train on the validation item too, no model selection")
-        p.add_argument("--out", help="output folder (default runs/<dataset>)")
-        p.add_argument("--quiet", action="store_true", help="no progress bars")
         if name == "train":
-            p.add_argument("--resume", action="store_true", help="continue OUT/checkpoint.pt if it exists "
-                           "(same config; what torchrun --max-restarts needs)")
+            p.add_argument("--out", help="output folder (default: runs/DATASET)")
+            p.add_argument("--resume", action="store_true",
+                           help="continue the unfinished run in --out from its last checkpoint, with its config")
+            p.add_argument("--overwrite", action="store_true",
+                           help="replace the run in --out (without it, train refuses to touch an existing run)")
+        else:
+            p.add_argument("--out", help="output folder (default: runs/tune-DATASET)")
+        p.add_argument("--quiet", action="store_true", help="no progress bars")
         if name == "tune":
             p.add_argument("--params-file", required=True, help="RecBole hyper.test file")
-            p.add_argument("--max-trials", type=int, default=None, help="at most this many trials")
+            p.add_argument("--max-trials", type=int, default=None, help="at most this many trials (default: all)")
         p.set_defaults(func=func)
 
-    p = sub.add_parser("evaluate", help="test metrics of a checkpoint")
-    p.add_argument("--checkpoint", required=True)
+    p = add("evaluate", "test metrics of a checkpoint")
+    p.add_argument("--checkpoint", required=True, help="checkpoint.pt written by train, or its run folder")
     p.set_defaults(func=cmd_evaluate)
 
-    p = sub.add_parser("recommend", help="top-k items for a history of raw item ids")
-    p.add_argument("--checkpoint", required=True)
+    p = add("recommend", "top-k items for a history of raw item ids")
+    p.add_argument("--checkpoint", required=True, help="checkpoint.pt written by train, or its run folder")
     p.add_argument("--items", required=True, help="comma-separated raw item ids, oldest first, e.g. 1,2,3")
-    p.add_argument("-k", type=int, default=10)
+    p.add_argument("-k", type=int, default=10, help="how many items to recommend")
     p.add_argument("--include-seen", action="store_true", help="do not remove the history's items")
     p.set_defaults(func=cmd_recommend)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one subcommand; a user's mistake (``USER_ERRORS``) -> one line on stderr and exit code 2."""
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (ValueError, FileNotFoundError) as error:
-        print(f"error: {error}", file=sys.stderr)
+    except USER_ERRORS as error:
+        print("error: " + " ".join(str(error).split()), file=sys.stderr)
         return 2

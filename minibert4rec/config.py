@@ -18,12 +18,88 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
+import numbers
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .files import atomic_write
+
 ACTIVATIONS = ("gelu", "relu", "swish", "tanh", "sigmoid")
 LOSS_TYPES = ("CE", "BPR")
+OUTPUT_BIAS_INITS = ("popularity", "zeros")
+DEVICE_PATTERN = r"auto|cpu(:0)?|mps(:0)?|cuda(:[0-9]+)?"
+
+
+class ConfigTypeError(ValueError, TypeError):
+    """An option has the wrong type: a string where a boolean belongs, 1.5 where an integer belongs ...
+
+    Both a ``TypeError`` (what Python raises for a wrong type) and a ``ValueError`` (what the package raises for
+    every mistake in its input, and what the command line reports as one line). A wrong *value* of the right type
+    is a plain ``ValueError``."""
+
+
+@dataclass(frozen=True)
+class Rule:
+    """The allowed range of one config field. Its *type* is not here: it is the field's annotation.
+
+    ``low``/``high``: bounds, inclusive unless ``low_open``/``high_open``; ``choices``: the allowed strings;
+    ``pattern``: a regular expression the whole string must match; ``hint``: what the option means / the fix.
+    """
+
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False
+    high_open: bool = False
+    choices: tuple[str, ...] | None = None
+    pattern: str | None = None
+    hint: str = ""
+
+
+# One rule per field of BERT4RecConfig -- a new field needs a line here (tests/test_bad_inputs.py fails otherwise).
+# Upper bounds are far beyond any sensible run: they catch typos (an extra zero or three), not experiments.
+RULES: dict[str, Rule] = {
+    "hidden_size": Rule(1, 65_536, hint="the width D of every representation; RecBole's default is 64"),
+    "inner_size": Rule(1, 262_144, hint="the feed-forward width, usually 4 x hidden_size"),
+    "n_layers": Rule(1, 1_000, hint="transformer blocks; the paper uses 2"),
+    "n_heads": Rule(1, 65_536, hint="attention heads per block; the paper uses 2"),
+    "hidden_dropout_prob": Rule(0.0, 1.0, high_open=True, hint="a probability, e.g. 0.1 or 0.2"),
+    "attn_dropout_prob": Rule(0.0, 1.0, high_open=True, hint="a probability, e.g. 0.1 or 0.2"),
+    "hidden_act": Rule(choices=ACTIVATIONS),
+    "layer_norm_eps": Rule(0.0, 1.0, low_open=True, hint="BERT uses 1e-12"),
+    "initializer_range": Rule(0.0, 1.0, low_open=True, hint="the init std; BERT uses 0.02"),
+    "mask_ratio": Rule(0.0, 1.0, high_open=True, hint="the paper uses 0.2 on ML-1m"),
+    "loss_type": Rule(choices=LOSS_TYPES),
+    "max_seq_length": Rule(2, 100_000, hint="history + [mask]; the paper uses 200 on ML-1m, 50 on ml-100k"),
+    "causal": Rule(),
+    "norm_first": Rule(),
+    "output_bias_init": Rule(choices=OUTPUT_BIAS_INITS, hint="'popularity' starts the model as the popularity baseline"),
+    "learning_rate": Rule(0.0, 10.0, low_open=True, hint="AdamW's step size, e.g. 1e-3"),
+    "batch_size": Rule(1, 10_000_000, hint="e.g. 128"),
+    "epochs": Rule(1, 1_000_000),
+    "weight_decay": Rule(0.0, 1_000.0, hint="AdamW's decoupled decay; 0 turns it off, 0.01 is usual"),
+    "warmup_steps": Rule(0, 1_000_000_000, hint="0 = no warm-up"),
+    "clip_grad_norm": Rule(0.0, None, hint="0 turns clipping off"),
+    "last_item_ratio": Rule(0.0, 1.0, high_open=True, hint="a fraction, e.g. 0.1"),
+    "window_step": Rule(1, 100_000, hint="None = max_seq_length // 2"),
+    "eval_every": Rule(1, 1_000_000, hint="evaluate every this many epochs"),
+    "patience": Rule(0, 1_000_000, hint="0 = never stop early"),
+    "eval_negatives": Rule(1, 1_000_000, hint="the paper samples 100; it cannot exceed the catalogue"),
+    "eval_users": Rule(0, 1_000_000_000, hint="0 = the curve uses every user; n = a fixed sample of n users"),
+    "seed": Rule(0, 2**32 - 1, hint="any integer from 0 to 2**32 - 1, as numpy accepts"),
+    "device": Rule(pattern=DEVICE_PATTERN, hint="use 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'"),
+    "compile": Rule(),
+    "amp": Rule(),
+    "include_valid_in_train": Rule(),
+    "threads": Rule(0, 4096, hint="torch CPU threads; 0 = default_threads(), half the cores, at most 4"),
+    "extra": Rule(),
+}
+
+# What each annotation accepts; a field whose annotation is missing here fails loudly (see check_field).
+TYPE_NAMES = {"int": "an integer", "float": "a number", "bool": "true or false (a boolean, not a string or 0/1)",
+              "str": "a string", "int | None": "an integer or null (None)", "dict[str, Any]": "a mapping"}
 
 
 @dataclass
@@ -43,6 +119,12 @@ class BERT4RecConfig:
     * ``max_seq_length`` (50): L, the longest history the model reads (the paper uses 200 on ML-1m).
     * ``norm_first`` (False): pre-LN blocks instead of BERT's post-LN (not a RecBole option: ours, to experiment
       with; False reproduces the paper's architecture).
+    * ``output_bias_init`` ("zeros", the paper's and BERT's): "popularity" starts the output layer's item bias at
+      log item popularity, so the model starts as the popularity baseline
+      (``BERT4Rec.init_output_bias_from_popularity``). An initialisation choice, not an architecture change; the
+      reproduction recipe uses it, as it leaves the ML-1m popularity plateau sooner (measured in the README).
+      With a large learning rate it can stall instead (lr 1e-2 on the synthetic test data never left the
+      popularity level in 20 epochs, where "zeros" learned): not the default.
 
     Training options: ``learning_rate``, ``batch_size``, ``epochs``, ``weight_decay``, ``warmup_steps``
     (linear warm-up, then linear decay to 0 at the last step), ``clip_grad_norm``, ``last_item_ratio``
@@ -50,7 +132,11 @@ class BERT4RecConfig:
     (stride of the sliding windows over long histories; None = max_seq_length // 2), ``eval_every`` (epochs),
     ``patience`` (evaluations without improvement of validation NDCG@10 before early stopping; 0 = never stop),
     ``eval_negatives`` (popularity-sampled negatives per user in the sampled protocol; the paper's 100),
+    ``eval_users`` (0 = every user; n > 0 draws the learning curve on a fixed, seeded sample of n users, which
+    makes each evaluation during training cheaper -- the final valid/test numbers always use every user),
     ``seed``, ``device`` ("auto" = cuda > mps > cpu), ``compile`` (torch.compile), ``amp`` (bf16 autocast on CUDA),
+    ``threads`` (torch CPU threads; 0 = :func:`default_threads`; not part of the run's identity: a run resumed with
+    another thread count is the same run),
     ``causal`` (True turns the encoder into a left-to-right SASRec-style model),
     ``include_valid_in_train`` (False: train on seq[:-2], select the best epoch on the held-out validation item.
     True: the paper's own protocol — its code trains on seq[:-1], validation item included, for a fixed number
@@ -73,6 +159,7 @@ class BERT4RecConfig:
     max_seq_length: int = 50
     causal: bool = False
     norm_first: bool = False
+    output_bias_init: str = "zeros"
     # --- training ---
     learning_rate: float = 1e-3
     batch_size: int = 128
@@ -85,11 +172,13 @@ class BERT4RecConfig:
     eval_every: int = 1
     patience: int = 0
     eval_negatives: int = 100
+    eval_users: int = 0
     seed: int = 42
     device: str = "auto"
     compile: bool = False
     amp: bool = True
     include_valid_in_train: bool = False
+    threads: int = field(default=0, compare=False)
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -97,36 +186,22 @@ class BERT4RecConfig:
 
     # ------------------------------------------------------------------ checks
     def validate(self) -> None:
-        """Raise ``ValueError`` naming the first invalid field, what is wrong and how to fix it."""
-        positive_ints = ("hidden_size", "inner_size", "n_layers", "n_heads", "max_seq_length",
-                         "batch_size", "epochs", "eval_every", "eval_negatives")
-        for name in positive_ints:
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"{name}={value!r} must be a positive integer.")
+        """Check every field's type and range, then the fields against each other; raise ``ValueError``
+        (:class:`ConfigTypeError` for a wrong type) naming the first invalid field, its value, what is wrong and how to fix it.
+
+        The checks are a table, :data:`RULES`: a field's *type* comes from its annotation (``int``, ``float``,
+        ``bool``, ``str``, ``int | None``, ``dict[str, Any]``), its *range* from its :class:`Rule`. Numbers are
+        normalised on the way (``numpy.int64(64)`` -> ``64``, an int given for a float field -> ``float``).
+        """
+        for f in dataclasses.fields(self):
+            setattr(self, f.name, check_field(f.name, getattr(self, f.name), str(f.type)))
         if self.hidden_size % self.n_heads != 0:
             raise ValueError(
                 f"n_heads={self.n_heads} must divide hidden_size={self.hidden_size} (each head gets "
                 f"hidden_size / n_heads dimensions); choose e.g. n_heads=2 or 4."
             )
-        if self.max_seq_length < 2:
-            raise ValueError(f"max_seq_length={self.max_seq_length} must be at least 2 (history + [mask]).")
-        for name in ("hidden_dropout_prob", "attn_dropout_prob", "mask_ratio", "last_item_ratio"):
-            value = getattr(self, name)
-            if not isinstance(value, (int, float)) or not 0.0 <= value < 1.0:
-                raise ValueError(f"{name}={value!r} must be a number in [0, 1).")
         if self.mask_ratio == 0.0:
             raise ValueError("mask_ratio=0 would mask nothing; use a value in (0, 1), e.g. the paper's 0.2.")
-        if self.hidden_act not in ACTIVATIONS:
-            raise ValueError(f"hidden_act={self.hidden_act!r} is unknown; choose one of {', '.join(ACTIVATIONS)}.")
-        if self.loss_type not in LOSS_TYPES:
-            raise ValueError(f"loss_type={self.loss_type!r} is unknown; choose 'CE' or 'BPR'.")
-        for name in ("layer_norm_eps", "initializer_range", "learning_rate"):
-            if not getattr(self, name) > 0:
-                raise ValueError(f"{name}={getattr(self, name)!r} must be > 0.")
-        for name in ("weight_decay", "warmup_steps", "clip_grad_norm", "patience"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"{name}={getattr(self, name)!r} must be >= 0.")
         if self.window_step is not None and not (1 <= self.window_step <= self.max_seq_length):
             raise ValueError(
                 f"window_step={self.window_step} must be between 1 and max_seq_length={self.max_seq_length}."
@@ -137,8 +212,15 @@ class BERT4RecConfig:
                 "validation item; use patience=0 (a fixed number of epochs, as the paper) or "
                 "include_valid_in_train=False."
             )
-        if self.device not in ("auto", "cpu", "mps") and not self.device.startswith("cuda"):
-            raise ValueError(f"device={self.device!r} is unknown; use 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'.")
+        need = training_memory_lower_bound(self)
+        if need > MAX_TRAINING_BYTES:
+            raise ValueError(
+                f"this model cannot fit in memory: hidden_size={self.hidden_size}, inner_size={self.inner_size}, "
+                f"n_layers={self.n_layers}, n_heads={self.n_heads}, max_seq_length={self.max_seq_length} and "
+                f"batch_size={self.batch_size} need at least {need / 2**30:,.0f} GiB to train (more than "
+                f"{MAX_TRAINING_BYTES / 2**40:.0f} TiB, before counting the item embeddings); use smaller sizes, "
+                "e.g. the paper's hidden_size=64, max_seq_length=200, batch_size=128."
+            )
 
     @property
     def head_dim(self) -> int:
@@ -152,8 +234,11 @@ class BERT4RecConfig:
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> "BERT4RecConfig":
         """Build a config from a dict; unknown keys are an error that lists the known ones."""
+        if not isinstance(values, dict):
+            raise ConfigTypeError(f"a config must be a mapping of option: value; got {type(values).__name__} "
+                                  f"{values!r:.80}.")
         known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - known)
+        unknown = sorted((k for k in values if k not in known), key=str)
         if unknown:
             raise ValueError(f"unknown config option(s) {unknown}; known options are: {', '.join(sorted(known))}.")
         return cls(**values)
@@ -173,10 +258,7 @@ class BERT4RecConfig:
             text = json.dumps(self.to_dict(), indent=2) + "\n"
         else:
             raise ValueError(f"cannot save config to {path}: use a .json, .yaml or .yml file name.")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(text)
-        tmp.replace(path)
+        atomic_write(path, text)
 
     @classmethod
     def load(cls, path: str | Path) -> "BERT4RecConfig":
@@ -184,46 +266,203 @@ class BERT4RecConfig:
         path = Path(path)
         if not path.exists():
             raise FileNotFoundError(f"config file {path} does not exist.")
-        if path.suffix in (".yaml", ".yml"):
+        if path.is_dir():
+            raise ValueError(f"config file {path} is a folder; give the path of a .json, .yaml or .yml file.")
+        if path.suffix not in (".yaml", ".yml", ".json"):
+            raise ValueError(f"cannot read config {path}: use a .json, .yaml or .yml file.")
+        try:
+            text = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError:
+            raise ValueError(f"config file {path} is not text (not UTF-8); write it as JSON or YAML.") from None
+        if path.suffix == ".json":
+            try:
+                values = json.loads(text)
+            except json.JSONDecodeError as error:
+                raise ValueError(f"config file {path} is not valid JSON: {error.msg} at line {error.lineno}, "
+                                 f"column {error.colno}; fix it (e.g. quotes around keys, no trailing commas).") from None
+        else:
             import yaml
 
-            values = yaml.safe_load(path.read_text()) or {}
-        elif path.suffix == ".json":
-            values = json.loads(path.read_text())
-        else:
-            raise ValueError(f"cannot read config {path}: use a .json, .yaml or .yml file.")
+            try:
+                values = yaml.safe_load(text)
+            except yaml.YAMLError as error:
+                where = getattr(error, "problem_mark", None)
+                at = f" at line {where.line + 1}, column {where.column + 1}" if where is not None else ""
+                problem = getattr(error, "problem", None) or type(error).__name__
+                raise ValueError(f"config file {path} is not valid YAML: {problem}{at}; fix it (one "
+                                 "'option: value' per line).") from None
+            values = {} if values is None else values
         if not isinstance(values, dict):
             raise ValueError(f"config file {path} must hold a mapping of option: value, got {type(values).__name__}.")
         return cls.from_dict(values)
 
 
+def _describe(rule: Rule, kind: str) -> str:
+    """'a positive integer', 'a number in [0, 1)', 'at least 2 and at most 100000' ... from a rule."""
+    low, high = rule.low, rule.high
+    if kind == "float":
+        if low is not None and high is not None:
+            return f"a number in {'(' if rule.low_open else '['}{low:g}, {high:g}{')' if rule.high_open else ']'}"
+        if low is not None:
+            return f"a finite number {'>' if rule.low_open else '>='} {low:g}"
+        return "a finite number"
+    text = {1: "a positive integer", 0: "a non-negative integer"}.get(low, f"at least {low}")  # type: ignore[arg-type]
+    return text + (f" and at most {high:,}" if high is not None else "")
+
+
+def check_field(name: str, value: Any, annotation: str) -> Any:
+    """Check one field against its annotation and ``RULES[name]``; return the value normalised
+    (numpy scalars -> Python ones, int -> float for float fields). Raises ``ValueError``."""
+    if annotation not in TYPE_NAMES:  # a developer added a field of a new kind: fail loudly, never skip the check
+        raise TypeError(f"BERT4RecConfig.{name} has the annotation {annotation!r}, which config.check_field cannot "
+                        f"check; use one of {sorted(TYPE_NAMES)} or teach check_field the new kind.")
+    rule = RULES.get(name, Rule())
+    fix = f"; {rule.hint}" if rule.hint else ""
+    kind = annotation
+    if annotation == "int | None":
+        if value is None:
+            return None
+        kind = "int"
+
+    def wrong_type(extra: str = "") -> ConfigTypeError:
+        return ConfigTypeError(f"{name}={value!r} must be {TYPE_NAMES[annotation]}, not "
+                               f"{type(value).__name__}{extra}{fix}.")
+
+    if kind == "bool":
+        if type(value).__module__ == "numpy" and type(value).__name__ in ("bool", "bool_"):  # numpy.bool_
+            value = bool(value)
+        if not isinstance(value, bool):
+            hint = " (write true or false without quotes)" if isinstance(value, str) else ""
+            raise wrong_type(hint)
+        return value
+    if kind == "int":
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+            hint = (f" (write {int(value)})" if isinstance(value, float) and math.isfinite(value)
+                    and value.is_integer() else "")
+            raise wrong_type(hint)
+        value = int(value)
+        if (rule.low is not None and value < rule.low) or (rule.high is not None and value > rule.high):
+            raise ValueError(f"{name}={value!r} must be {_describe(rule, 'int')}{fix}.")
+        return value
+    if kind == "float":
+        if isinstance(value, bool) or not isinstance(value, numbers.Real):
+            hint = (" (PyYAML reads 1e-3 as text: write 1.0e-3)" if isinstance(value, str) else "")
+            raise wrong_type(hint)
+        value = float(value)
+        bad = not math.isfinite(value)
+        bad = bad or (rule.low is not None and (value <= rule.low if rule.low_open else value < rule.low))
+        bad = bad or (rule.high is not None and (value >= rule.high if rule.high_open else value > rule.high))
+        if bad:
+            raise ValueError(f"{name}={value!r} must be {_describe(rule, 'float')}{fix}.")
+        return value
+    if kind == "str":
+        if not isinstance(value, str):
+            raise wrong_type()
+        if rule.choices is not None and value not in rule.choices:
+            raise ValueError(f"{name}={value!r} is unknown; choose one of {', '.join(rule.choices)}.")
+        if rule.pattern is not None and not re.fullmatch(rule.pattern, value):
+            raise ValueError(f"{name}={value!r} is unknown{fix}.")
+        return value
+    # dict[str, Any]
+    if not isinstance(value, dict):
+        raise wrong_type()
+    bad_keys = [k for k in value if not isinstance(k, str)]
+    if bad_keys:
+        raise ConfigTypeError(f"{name} keys must be strings; got {bad_keys[:3]!r}.")
+    return value
+
+
+# Nothing this package trains needs a terabyte; a config that does is a typo (hidden_size=100000000).
+MAX_TRAINING_BYTES = 2**40
+
+
+def training_memory_lower_bound(config: BERT4RecConfig, n_items: int = 0) -> int:
+    """Bytes that training ``config`` needs AT LEAST (a lower bound, so a refusal based on it is never wrong):
+
+    * parameters, fp32, each with its gradient and AdamW's two moments (16 bytes): per block 4 D^2 (Q, K, V and
+      output projections) + 2 D x inner (feed-forward), plus L x D positions and (n_items + 2) x D items;
+    * activations: each block keeps its attention probabilities, batch x heads x L^2 floats, for the backward pass.
+    """
+    d, inner, layers, length = config.hidden_size, config.inner_size, config.n_layers, config.max_seq_length
+    params = layers * (4 * d * d + 2 * d * inner) + length * d + (n_items + 2) * d
+    attention = layers * config.batch_size * config.n_heads * length * length
+    return 16 * params + 4 * attention
+
+
+def default_threads() -> int:
+    """torch CPU threads when ``threads=0``: half the cores, at most 4 (1 on a 2-core machine).
+
+    Measured on ml-100k on a 2-core machine that other jobs were using (README, "Threads"): two threads were
+    slower than one (7.5-8.2 s per epoch against 5.5-5.9 s; an earlier report: 17.9 s against 4.7 s), because each
+    step waits for the thread whose core was taken. Leaving a core free keeps a shared laptop or CI runner fast.
+    """
+    import os
+
+    return max(1, min(4, (os.cpu_count() or 1) // 2))
+
+
+def set_threads(threads: int = 0) -> int:
+    """Set torch's CPU thread count (``0`` = :func:`default_threads`) and return it."""
+    import torch
+
+    n = threads or default_threads()
+    torch.set_num_threads(n)
+    return n
+
+
 SMOKE_ENV_VAR = "MINIBERT4REC_SMOKE"
+DATASET_ENV_VAR = "MINIBERT4REC_DATASET"
+
+
+def _environment() -> tuple[bool, str | None]:
+    """(smoke run?, dataset asked for): the ONE place the package reads its environment variables."""
+    import os
+
+    smoke = os.environ.get(SMOKE_ENV_VAR, "0").strip().lower() not in ("", "0", "false", "no")
+    return smoke, os.environ.get(DATASET_ENV_VAR, "").strip() or None
 
 
 def is_smoke_run() -> bool:
     """True when ``MINIBERT4REC_SMOKE=1``: CI and laptops shrink data, epochs and models.
 
-    This is the ONE place the package reads the variable; notebooks ask this function (through
-    :func:`run_sizes`) instead of testing the environment themselves.
+    The package reads its variables in one place; notebooks ask this function (through :func:`run_sizes`)
+    instead of testing the environment themselves.
     """
-    import os
+    return _environment()[0]
 
-    return os.environ.get(SMOKE_ENV_VAR, "0").strip().lower() not in ("", "0", "false", "no")
+
+# The paper's sequence length per dataset: L = 200 on the MovieLens-1m/20m, 50 on the short Beauty/Steam
+# histories; ml-100k (not in the paper) uses RecBole's default, 50.
+LONG_HISTORIES = ("ml-1m", "ml-20m")
 
 
 def run_sizes() -> dict[str, Any]:
-    """Sizes the notebooks use: the real thing, or a CI-sized smoke run when :func:`is_smoke_run` is True.
+    """Sizes the notebooks use, from two environment variables (and nothing else reads them):
 
-    ``dataset`` is what the notebooks load; ``config`` is the
-    :class:`BERT4RecConfig` for the training notebooks; ``compare_epochs`` is for the short comparison runs of
-    notebook 06; ``cpu_time_budget_s`` bounds notebook 05's training when no GPU is present.
+    * ``MINIBERT4REC_DATASET=<name>``: the dataset (default ``ml-1m``, the paper's). ``ml-100k`` runs every
+      notebook offline: CI's ``python -m minibert4rec download --dataset ml-100k`` fetches it from PyPI when
+      GroupLens is unreachable. Any known name or path works (``ml-20m``, ``beauty``, ...).
+    * ``MINIBERT4REC_SMOKE=1``: a CI-sized smoke run (tiny model, one epoch; ml-100k unless a dataset is named).
+
+    ``dataset`` is what the notebooks load; ``config`` is the :class:`BERT4RecConfig` for the training notebooks
+    (the paper's model for ML-1m/20m; RecBole's defaults, as ``python -m minibert4rec train``, for the others);
+    ``compare_epochs`` is for the short comparison runs of notebook 06; ``cpu_time_budget_s`` bounds notebook
+    05's training when no GPU is present.
     """
-    if is_smoke_run():
+    smoke, dataset = _environment()
+    if smoke:
         config = BERT4RecConfig(hidden_size=16, inner_size=32, max_seq_length=20, epochs=1, batch_size=128,
                                 warmup_steps=5, learning_rate=2e-3)
-        return {"smoke": True, "dataset": "ml-100k", "config": config, "compare_epochs": 1, "cpu_time_budget_s": 60}
-    # the paper's ML-1m model; batch 32 / lr 2e-3 / 500 warm-up steps left the popularity plateau fastest on a CPU
-    # (after ~6 minutes on one core; batch 64 needed ~28 and batch 128 more than 8 epochs)
-    config = BERT4RecConfig(max_seq_length=200, hidden_dropout_prob=0.1, attn_dropout_prob=0.1, batch_size=32,
-                            epochs=60, learning_rate=2e-3, warmup_steps=500)
-    return {"smoke": False, "dataset": "ml-1m", "config": config, "compare_epochs": 8, "cpu_time_budget_s": 1200}
+        return {"smoke": True, "dataset": dataset or "ml-100k", "config": config, "compare_epochs": 1,
+                "cpu_time_budget_s": 60}
+    dataset = dataset or "ml-1m"
+    if dataset in LONG_HISTORIES:
+        # the paper's model; batch 32 / lr 2e-3 / 500 warm-up steps left the popularity plateau fastest on a CPU
+        # (after ~6 minutes on one core on ML-1m; batch 64 needed ~28 and batch 128 more than 8 epochs)
+        config = BERT4RecConfig(max_seq_length=200, hidden_dropout_prob=0.1, attn_dropout_prob=0.1, batch_size=32,
+                                epochs=60, learning_rate=2e-3, warmup_steps=500)
+        return {"smoke": False, "dataset": dataset, "config": config, "compare_epochs": 8, "cpu_time_budget_s": 1200}
+    # short histories: the command line's defaults (python -m minibert4rec train --dataset ml-100k), L = 50;
+    # on ml-100k an epoch takes seconds on a CPU, so the budget rarely acts
+    return {"smoke": False, "dataset": dataset, "config": BERT4RecConfig(), "compare_epochs": 20,
+            "cpu_time_budget_s": 300}

@@ -11,22 +11,29 @@ Item ids after preprocessing: 0 = padding, 1..N = the items in the order of thei
 Users are ordered by their sorted raw ids too, so the result never depends on the order of lines in the file.
 
 Where the files come from: ``download`` fetches the GroupLens zip, checks its sha256 and unpacks it into
-``data/<name>/``; files you put there yourself (names in ``KNOWN_DATASETS``) are used as they are. MovieLens may not
-be redistributed, so no data file is part of this repository.
+``data/<name>/``, recording the sha256 of every unpacked file in ``data/<name>/SHA256SUMS``. Files you put there
+yourself (names in ``KNOWN_DATASETS``) are used too. Before every use the files of a known dataset are verified
+(``verify_dataset_files``): against that manifest, else against the published file's sha256 where we know it, else
+for plausibility (format, exact number of lines, a complete last line). A damaged file is never used: the error
+says which file and what to do. MovieLens may not be redistributed, so no data file is part of this repository.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
+import json
 import os
 import shutil
 import subprocess
 import sys
 import tempfile
+import time
 import warnings
 import zipfile
 from dataclasses import dataclass, field
 from io import StringIO
+from itertools import chain
 from pathlib import Path
 from typing import Any
 
@@ -34,11 +41,26 @@ import numpy as np
 import pandas as pd
 import torch
 
+from .files import MANIFEST, atomic_write, file_hash, read_manifest, write_manifest
+
 GROUPLENS = "https://files.grouplens.org/datasets/movielens/"
 # Second source for ml-100k: RecBole's wheel on PyPI carries it in RecBole's "atomic" format. Downloaded, never installed.
 RECBOLE_WHEEL = "recbole==1.2.1"
 RECBOLE_SHA256 = "9c9948202011f37eb0a7c6768129313f00d6403ad221ec940d5e2d5d5f33a407"
 RECBOLE_MEMBERS = ("ml-100k.item", "ml-100k.inter")  # inside the wheel under recbole/dataset_example/ml-100k/
+
+
+class DatasetUnavailable(FileNotFoundError):
+    """A dataset that is neither in ``data_dir`` nor downloadable now. Its message is the whole story (what is
+    missing, where to put it, how to switch to ml-100k), so Jupyter shows the message and no traceback."""
+
+    def _render_traceback_(self) -> list[str]:  # IPython's hook: these lines replace the traceback
+        return [f"{type(self).__name__}: {line}" if i == 0 else line for i, line in enumerate(str(self).splitlines())]
+
+
+SWITCH_TO_ML100K = ("To work offline, switch to ml-100k, which a package index also provides "
+                    "(python -m minibert4rec download --dataset ml-100k): set MINIBERT4REC_DATASET=ml-100k before "
+                    "starting Jupyter, or pass --dataset ml-100k on the command line.")
 
 
 @dataclass(frozen=True)
@@ -50,18 +72,40 @@ class DatasetSpec:
     url: str | None = None  # the GroupLens zip; None = no official download
     sha256: str | None = None  # of the zip
     how_to_get: str = ""  # for datasets without a download
+    # (file, number of data lines without the header or None, sha256 of the published file or None): what
+    # verify_dataset_files checks when no manifest recorded the file's sha256 at extraction
+    expected: tuple[tuple[str, int | None, str | None], ...] = ()
 
 
 KNOWN_DATASETS: dict[str, DatasetSpec] = {
     "ml-100k": DatasetSpec("ml-100k", (("u.data", "u.item"), ("ml-100k.inter", "ml-100k.item")), GROUPLENS + "ml-100k.zip",
-                           "50d2a982c66986937beb9ffb3aa76efe955bf3d5c6b761f4e3a7cd717c6a3229"),
+                           "50d2a982c66986937beb9ffb3aa76efe955bf3d5c6b761f4e3a7cd717c6a3229", expected=(
+                               ("u.data", 100_000, "06416e597f82b7342361e41163890c81036900f418ad91315590814211dca490"),
+                               ("u.item", 1_682, "553841ebc7de3a0fd0d6b62a204ea30c1e651aacfb2814c7a6584ac52f2c5701"),
+                               ("ml-100k.inter", 100_000, None))),
     "ml-1m": DatasetSpec("ml-1m", (("ratings.dat", "movies.dat"), ("sequences_by_time.txt", "movies.dat")),
-                         GROUPLENS + "ml-1m.zip", "a6898adb50b9ca05aa231689da44c217cb524e7ebd39d264c56e2832f2c54e20"),
+                         GROUPLENS + "ml-1m.zip", "a6898adb50b9ca05aa231689da44c217cb524e7ebd39d264c56e2832f2c54e20",
+                         expected=(
+                             ("ratings.dat", 1_000_209, None),
+                             ("movies.dat", 3_883, "0140fc2356357c1a851d0f52e893a1e4d3696df632c4141cea8d5bc3d621f0b9"),
+                             ("sequences_by_time.txt", 1_000_209,  # all ratings as 'user item', by time (shared/data)
+                              "41a314c194a8e7e282088f90f8e6b70fc075d63ce72f969745bc8945155c11e8"))),
     "ml-20m": DatasetSpec("ml-20m", (("ratings.csv", "movies.csv"),), GROUPLENS + "ml-20m.zip",
-                          "96f243c338a8665f6bcc89c53edf6ee39162a846940de6b7c8c48aeada765ff3"),
-    "beauty": DatasetSpec("beauty", (("beauty.txt", None),), how_to_get="the BERT4Rec authors' data/beauty.txt"),
+                          "96f243c338a8665f6bcc89c53edf6ee39162a846940de6b7c8c48aeada765ff3",
+                          expected=(("ratings.csv", 20_000_263, None), ("movies.csv", 27_278, None))),
+    "beauty": DatasetSpec("beauty", (("beauty.txt", None),), how_to_get="the BERT4Rec authors' data/beauty.txt",
+                          expected=(("beauty.txt", 353_962,
+                                     "f480b7a7403852342ffd8f9809bb30697dd669be31813d0e204b698fec86ef49"),)),
     "steam": DatasetSpec("steam", (("steam.txt", None),), how_to_get="the BERT4Rec authors' data/steam.txt"),
 }
+# the format each known interactions file must have (a key of FORMATS): ML-1m's ratings saved as u.data is refused
+FILE_FORMATS = {"u.data": "u.data", "ml-100k.inter": "recbole", "ratings.dat": "ratings.dat",
+                "sequences_by_time.txt": "user item", "ratings.csv": "ratings.csv", "beauty.txt": "user item",
+                "steam.txt": "user item"}
+
+
+class ChecksumError(ValueError):
+    """A downloaded archive is not the published one (its sha256 differs): it is moved aside, never used."""
 
 
 def dataset_spec(name: str) -> DatasetSpec:
@@ -72,40 +116,98 @@ def dataset_spec(name: str) -> DatasetSpec:
 
 
 # ------------------------------------------------------------------------------------------------ files and downloads
-def file_hash(path: str | Path, algorithm: str = "sha256") -> str:
-    digest = hashlib.new(algorithm)
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def _atomic_write(dest: Path, data: bytes | None = None, copy_from: Path | None = None) -> None:
-    """Write a temporary file next to ``dest``, then rename it: a crash never leaves half a file under ``dest``."""
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as out:
-            if copy_from is not None:
-                with open(copy_from, "rb") as src:
-                    shutil.copyfileobj(src, out)
-            else:
-                out.write(data or b"")
-        os.replace(tmp, dest)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def _check_hash(path: Path, expected: str, what: str) -> None:
     got = file_hash(path)
     if got != expected:
-        raise ValueError(f"checksum mismatch for {path} ({what}): sha256 is {got}, expected {expected}. The file is "
-                         f"damaged or not the published one; delete it and run again.")
+        raise ChecksumError(f"checksum mismatch for {path} ({what}): sha256 is {got}, expected {expected}. The file "
+                            f"is damaged or not the published one; delete it and run again.")
+
+
+# ------------------------------------------------------------------------------------------------ verifying the cache
+def _count_lines(path: Path) -> tuple[int, bool]:
+    """(number of lines, whether the file ends with a newline), in 1 MiB chunks."""
+    lines, last = 0, b"\n"
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            lines += chunk.count(b"\n")
+            last = chunk[-1:]
+    complete = last == b"\n"
+    return lines + (0 if complete else 1), complete
+
+
+def file_problem(spec: DatasetSpec, path: Path, manifest: dict[str, str] | None = None) -> str | None:
+    """What is wrong with ``path``, one of the files of the known dataset ``spec``; None when it checks out.
+
+    Three levels, the strongest available wins: the sha256 recorded in the folder's manifest when the file was
+    unpacked from a verified download; else the published file's sha256 (``spec.expected``); else plausibility --
+    the format ``FILE_FORMATS`` names, the exact number of lines, and a last line that ends with a newline (a file
+    cut in the middle of its last line has the right number of lines and well-formed fields, but no newline).
+    """
+    manifest = read_manifest(path.parent) if manifest is None else manifest
+    if not path.is_file() or path.stat().st_size == 0:
+        return "the file is empty" if path.is_file() else "the file is missing"
+    if path.name in manifest:
+        got = file_hash(path)
+        return None if got == manifest[path.name] else (
+            f"its sha256 {got[:12]}... differs from {manifest[path.name][:12]}..., recorded in {MANIFEST} when it was "
+            "unpacked: the file changed since")
+    sha = {name: sha for name, _, sha in spec.expected}.get(path.name)
+    if sha is not None:
+        got = file_hash(path)
+        if got == sha:
+            return None
+        why = _implausible(spec, path)  # say what is wrong where we can tell, not only that the hash differs
+        return (f"{why + ', and ' if why else ''}its sha256 {got[:12]}... is not the published file's {sha[:12]}... "
+                f"({'' if why else 'edited, truncated, '}another dataset's file or another version?)")
+    return _implausible(spec, path)
+
+
+def _implausible(spec: DatasetSpec, path: Path) -> str | None:
+    """The plausibility checks of :func:`file_problem`: format, number of lines, a complete last line."""
+    lines = {name: lines for name, lines, _ in spec.expected}.get(path.name)
+    wanted = FILE_FORMATS.get(path.name)
+    if wanted is not None:
+        with open(path, "rb") as f:
+            if b"\0" in f.read(1 << 16):
+                return "it is a binary file, not text"
+        try:
+            fmt = detect_format(path)
+        except ValueError as error:
+            return str(error)
+        if fmt != wanted:
+            return f"it is in the {fmt!r} format, but {spec.name}'s {path.name} is in the {wanted!r} format"
+    if lines is not None:
+        found, complete = _count_lines(path)
+        found -= FORMATS[wanted][1] is None if wanted else 0  # a header line is not data
+        if found != lines:
+            return f"it has {found:,} lines where {spec.name}'s {path.name} has {lines:,}"
+        if not complete:
+            return "its last line does not end with a newline: the file was cut short"
+    return None
+
+
+def _damaged(spec: DatasetSpec, path: Path, problem: str) -> ValueError:
+    folder = path.parent
+    if spec.url:
+        fix = (f"delete the folder {folder} (and {folder.parent / (spec.name + '.zip')} if it is there) and run "
+               f"`python -m minibert4rec download --dataset {spec.name} --data-dir {folder.parent}` again")
+    else:
+        fix = f"put a fresh copy of {spec.how_to_get} at {path}"
+    return ValueError(f"{path} is damaged or is not {spec.name}'s {path.name}: {problem}. It was not used; {fix}.")
+
+
+def verify_dataset_files(spec: DatasetSpec, files: tuple[Path, Path | None]) -> None:
+    """Raise ``ValueError`` (naming the file, the problem and the fix) unless every file of ``files``
+    (interactions, titles) passes :func:`file_problem`."""
+    manifest = read_manifest(files[0].parent)
+    for path in files:
+        if path is not None and (problem := file_problem(spec, path, manifest)) is not None:
+            raise _damaged(spec, path, problem)
 
 
 def _fetch(url: str, sha256: str, dest: Path, progress: bool) -> None:
     """Download ``url`` to ``dest`` with pooch (progress bar, sha256 check, temporary file then rename)."""
+    from .progress import tqdm as _quiet  # noqa: F401  (tqdm.auto imported quietly before pooch imports it)
     import pooch
 
     pooch.retrieve(url, known_hash=f"sha256:{sha256}", fname=dest.name, path=dest.parent, progressbar=progress)
@@ -132,34 +234,44 @@ def _cached(spec: DatasetSpec, folder: Path) -> tuple[Path, Path | None] | None:
 
 def _extract(zip_path: Path, data_dir: Path, name: str, interactions: str) -> None:
     """Unpack ``<name>/*`` from the zip into a temporary folder, then move each file into ``data_dir/<name>/``
-    (a rename each); the interactions file moves last, so that its presence means the whole folder is there."""
+    (a rename each); the interactions file moves last, so that its presence means the whole folder is there.
+    The sha256 of each file is recorded in ``data_dir/<name>/SHA256SUMS``, against which every later use checks."""
     with tempfile.TemporaryDirectory(dir=data_dir, prefix=f".{name}.") as tmp, zipfile.ZipFile(zip_path) as archive:
         members = [m for m in archive.namelist() if m.startswith(f"{name}/") and ".." not in m and not m.endswith("/")]
         archive.extractall(tmp, members)
         files = sorted(Path(tmp, name).rglob("*"), key=lambda p: p.name == interactions)
+        digests = {p.name: file_hash(p) for p in files if p.is_file() and p.parent == Path(tmp, name)}
         for path in (p for p in files if p.is_file()):
             dest = data_dir / name / path.relative_to(Path(tmp, name))
             dest.parent.mkdir(parents=True, exist_ok=True)
+            if path.name == interactions:  # the sha256 of every file is recorded before the last one lands
+                write_manifest(data_dir / name, digests)
             os.replace(path, dest)
 
 
 def _from_grouplens(spec: DatasetSpec, data_dir: Path, progress: bool) -> None:
+    """The GroupLens zip: reuse ``data_dir/<name>.zip`` when its sha256 is right, else download it (a damaged zip
+    already there is moved aside to ``<name>.zip.corrupt`` first); a download with the wrong sha256 is deleted and
+    raises :class:`ChecksumError`, so that ``download`` tries the next source."""
     assert spec.url and spec.sha256
     zip_path = data_dir / f"{spec.name}.zip"
-    fetched = not zip_path.is_file()  # a zip already there (yours, or an earlier download) is checked, not replaced
-    if fetched:
+    if zip_path.is_file() and file_hash(zip_path) != spec.sha256:
+        aside = zip_path.with_name(zip_path.name + ".corrupt")
+        os.replace(zip_path, aside)
+        warnings.warn(f"{zip_path} is damaged (its sha256 is not the published one); moved it to {aside} and "
+                      f"downloading {spec.url} again.", stacklevel=3)
+    if not zip_path.is_file():
         try:
             _fetch(spec.url, spec.sha256, zip_path, progress)
         except ValueError as error:  # pooch: the downloaded file's hash is not the known one
-            raise ValueError(f"checksum mismatch for {spec.url}: {error}") from None
+            raise ChecksumError(f"checksum mismatch for {spec.url}: {error}") from None
         except OSError as error:  # no network, DNS, HTTP errors (requests' errors are OSErrors)
             raise ConnectionError(f"could not download {spec.url} ({type(error).__name__}: {error})") from None
-    try:
-        _check_hash(zip_path, spec.sha256, f"the GroupLens {spec.name}.zip")
-    except ValueError:
-        if fetched:
+        try:
+            _check_hash(zip_path, spec.sha256, f"the GroupLens {spec.name}.zip")
+        except ChecksumError:
             zip_path.unlink()
-        raise
+            raise
     _extract(zip_path, data_dir, spec.name, spec.files[0][0])
 
 
@@ -169,50 +281,79 @@ def _from_recbole_wheel(data_dir: Path, progress: bool) -> None:
         wheel = _pip_download(RECBOLE_WHEEL, Path(tmp), progress)
         _check_hash(wheel, RECBOLE_SHA256, f"the {RECBOLE_WHEEL} wheel from PyPI")
         with zipfile.ZipFile(wheel) as archive:
-            for member in RECBOLE_MEMBERS:  # .item first, .inter last (see _extract)
-                data = archive.read(f"recbole/dataset_example/ml-100k/{member}")
-                _atomic_write(data_dir / "ml-100k" / member, data)
+            contents = {m: archive.read(f"recbole/dataset_example/ml-100k/{m}") for m in RECBOLE_MEMBERS}
+        folder = data_dir / "ml-100k"
+        for member, data in contents.items():  # .item first, .inter last (see _extract)
+            if member == RECBOLE_MEMBERS[-1]:
+                write_manifest(folder, {m: hashlib.sha256(d).hexdigest() for m, d in contents.items()})
+            atomic_write(folder / member, data)
+
+
+def _remove_stale_extractions(data_dir: Path, name: str, older_than_s: float = 600.0) -> None:
+    """Delete the temporary folders ``_extract`` left behind when it was killed (``.<name>.XXXX``)."""
+    now = time.time()
+    for path in data_dir.glob(f".{name}.*"):
+        if path.is_dir() and now - path.stat().st_mtime > older_than_s:
+            shutil.rmtree(path, ignore_errors=True)
 
 
 def download(name: str, data_dir: str | Path = "data", progress: bool = True, source: str = "auto") -> Path:
-    """Make ``data_dir/<name>/`` hold the dataset and return that folder.
+    """Make ``data_dir/<name>/`` hold the dataset, verified, and return that folder.
 
-    Files already there are used as they are. Otherwise the GroupLens zip is downloaded (sha256-checked, kept as
-    ``data_dir/<name>.zip``) and unpacked. For ml-100k, when GroupLens cannot be reached (or ``source="recbole"``),
-    the files come from the recbole wheel on PyPI. ``source``: "auto", "grouplens" or "recbole".
+    Files already there are verified (:func:`verify_dataset_files`) and used; a damaged one raises a
+    ``ValueError`` that says what to do, and is never replaced silently. Otherwise the GroupLens zip is downloaded
+    (sha256-checked, kept as ``data_dir/<name>.zip``) and unpacked. For ml-100k, when GroupLens cannot be reached
+    or sends a damaged file (or ``source="recbole"``), the files come from the recbole wheel on PyPI.
+    ``source``: "auto", "grouplens" or "recbole".
     """
     spec, data_dir = dataset_spec(name), Path(data_dir)
     folder = data_dir / spec.name
     if source not in ("auto", "grouplens", "recbole") or (source == "recbole" and name != "ml-100k"):
         raise ValueError(f"source={source!r}: use 'auto' or 'grouplens' ('recbole' exists for ml-100k only).")
-    wanted = {"auto": spec, "grouplens": DatasetSpec(name, spec.files[:1]),
-              "recbole": DatasetSpec(name, spec.files[1:])}[source]
-    if _cached(wanted, folder):
+    wanted = {"auto": spec, "grouplens": dataclasses.replace(spec, files=spec.files[:1]),
+              "recbole": dataclasses.replace(spec, files=spec.files[1:])}[source]
+    found = _cached(wanted, folder)
+    if found:
+        verify_dataset_files(spec, found)
         return folder
     place = " or ".join(str(folder / f) for f, _ in spec.files)
     if spec.url is None:
-        raise FileNotFoundError(f"{name} has no official download: put {spec.how_to_get} ('user item' per line, "
-                                f"time-ordered) at {place}.")
+        raise DatasetUnavailable(f"{name} is not in {folder} and has no official download.\n"
+                                 f"Put {spec.how_to_get} ('user item' per line, time-ordered) at {place}.\n"
+                                 + SWITCH_TO_ML100K)
     data_dir.mkdir(parents=True, exist_ok=True)
-    failures = []
-    if source != "recbole":
-        try:
-            _from_grouplens(spec, data_dir, progress)
-            return folder
-        except ConnectionError as error:
-            failures.append(str(error))
+    _remove_stale_extractions(data_dir, spec.name)
+    failures: list[Exception] = []
+    sources = ([lambda: _from_grouplens(spec, data_dir, progress)] if source != "recbole" else [])
     if name == "ml-100k" and source != "grouplens":
+        sources.append(lambda: _from_recbole_wheel(data_dir, progress))
+    for number, fetch in enumerate(sources):
         try:
-            _from_recbole_wheel(data_dir, progress)
-            return folder
-        except ConnectionError as error:
-            failures.append(f"the second source, {RECBOLE_WHEEL} from PyPI, failed too: {error}")
-    raise FileNotFoundError("; ".join(failures) + f". Without network: download {spec.url} on another machine and "
-                            f"put it at {data_dir / (name + '.zip')}, or unzip it so that {place} exists; then run again.")
+            fetch()
+        except (ConnectionError, ChecksumError) as error:
+            failures.append(error)
+            continue
+        found = _cached(wanted, folder)
+        assert found is not None
+        verify_dataset_files(spec, found)
+        return folder
+    text = "; ".join(str(e) if i == 0 else f"the second source, {RECBOLE_WHEEL} from PyPI, failed too: {e}"
+                     for i, e in enumerate(failures))
+    if any(isinstance(e, ChecksumError) for e in failures):
+        raise ChecksumError(text + ". The damaged download was deleted; run again later, or download "
+                            f"{spec.url} on another machine and put it at {data_dir / (name + '.zip')}.")
+    failures_text = "; ".join(f if len(f) <= 160 else f[:159] + "…" for f in text.split("; "))
+    lines = [f"{name} is not in {folder} and could not be downloaded ({failures_text}).",
+             f"Download {spec.url} where there is network, put it at {data_dir / (name + '.zip')} "
+             f"(or unzip it so that {place} exists) and run again."]
+    raise DatasetUnavailable("\n".join(lines + ([] if name == "ml-100k" else [SWITCH_TO_ML100K])))
 
 
 def install_shared_copy(name: str, src_dir: str | Path, data_dir: str | Path = "data") -> Path:
-    """Copy the files of ``name`` that ``src_dir`` holds (e.g. ``../shared/data/ml-1m``) into ``data_dir/<name>/``."""
+    """Copy the files of ``name`` that ``src_dir`` holds (e.g. ``../shared/data/ml-1m``) into ``data_dir/<name>/``.
+
+    Each file is verified first (:func:`file_problem`: the published sha256 or the plausibility checks) and
+    copied only when it passes; its sha256 is recorded in the manifest, so later damage is detected."""
     spec, src_dir = dataset_spec(name), Path(src_dir)
     names = [f for pair in spec.files for f in reversed(pair) if f]  # titles before interactions, as in _extract
     present = [f for f in dict.fromkeys(names) if (src_dir / f).is_file()]
@@ -220,8 +361,13 @@ def install_shared_copy(name: str, src_dir: str | Path, data_dir: str | Path = "
         raise FileNotFoundError(f"{src_dir} holds none of the {name} interaction files "
                                 f"({', '.join(f for f, _ in spec.files)}).")
     for f in present:
-        _atomic_write(Path(data_dir) / spec.name / f, copy_from=src_dir / f)
-    return Path(data_dir) / spec.name
+        if (problem := file_problem(spec, src_dir / f)) is not None:
+            raise _damaged(spec, src_dir / f, problem)
+    folder = Path(data_dir) / spec.name
+    write_manifest(folder, {f: file_hash(src_dir / f) for f in present})
+    for f in present:
+        atomic_write(folder / f, copy_from=src_dir / f)
+    return folder
 
 
 # ------------------------------------------------------------------------------------------------ reading files
@@ -371,6 +517,7 @@ def _locate(dataset: str | Path, data_dir: str | Path) -> tuple[Path, Path | Non
         spec = KNOWN_DATASETS[dataset]
         found = _cached(spec, Path(data_dir) / dataset) or _cached(spec, download(dataset, data_dir))
         assert found is not None
+        verify_dataset_files(spec, found)  # before every use: a damaged cache is never read
         return found[0], found[1], dataset
     path = Path(dataset)
     if path.is_dir():
@@ -379,6 +526,7 @@ def _locate(dataset: str | Path, data_dir: str | Path) -> tuple[Path, Path | Non
         found = _cached(DatasetSpec(path.name, tuple(pairs)), path)
         if found is None:
             raise FileNotFoundError(f"folder {path} holds no known interactions file ({', '.join(p for p, _ in pairs)}).")
+        _verify_if_known(path.resolve().name, found)
         return found[0], found[1], path.name
     if not path.is_file():
         if isinstance(dataset, str) and not any(c in dataset for c in "/\\."):
@@ -389,7 +537,18 @@ def _locate(dataset: str | Path, data_dir: str | Path) -> tuple[Path, Path | Non
               "sequences_by_time.txt": "movies.dat"}.get(path.name, path.stem + ".item")
     generic = path.stem in ("u", "ratings", "sequences_by_time")
     name = path.parent.resolve().name if generic else path.stem
-    return path, (path.parent / titles if (path.parent / titles).is_file() else None), name
+    titles_path = path.parent / titles if (path.parent / titles).is_file() else None
+    _verify_if_known(name, (path, titles_path))  # data/ml-100k/u.data given as a path is still ml-100k's file
+    return path, titles_path, name
+
+
+def _verify_if_known(name: str, files: tuple[Path, Path | None]) -> None:
+    """A file that will be labelled with a known dataset's name (its folder is ``ml-100k`` ...) and carries one of
+    that dataset's file names must pass that dataset's checks: ML-1m's ratings saved as ml-100k/u.data is refused."""
+    spec = KNOWN_DATASETS.get(name)
+    if spec is not None and any(files[0].name == f for f, _ in spec.files):
+        verify_dataset_files(spec, (files[0], files[1] if files[1] is not None and any(
+            files[1].name == t for _, t in spec.files) else None))
 
 
 def load_interactions(dataset: str | Path, data_dir: str | Path = "data") -> pd.DataFrame:
@@ -409,6 +568,7 @@ def k_core_mask(users: np.ndarray, items: np.ndarray, min_user_count: int = 5, m
     """Which interactions survive k-core filtering: drop items with < min_item_count interactions, then users with
     < min_user_count, and repeat until nothing changes (dropping users can push items under the limit again).
     ``users``/``items``: integer codes 0..U-1 / 0..I-1. On MovieLens one round is enough: every user has >= 20."""
+    _check_counts(min_user_count, min_item_count)
     keep = np.ones(len(users), dtype=bool)
     while True:
         item_count = np.bincount(items[keep], minlength=items.max(initial=-1) + 1)
@@ -418,6 +578,13 @@ def k_core_mask(users: np.ndarray, items: np.ndarray, min_user_count: int = 5, m
         if new.sum() == keep.sum():
             return new
         keep = new
+
+
+def _check_counts(min_user_count: Any, min_item_count: Any) -> None:
+    for name, value in (("min_user_count", min_user_count), ("min_item_count", min_item_count)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
+            raise ValueError(f"{name}={value!r} must be a non-negative integer: the k-core keeps users/items with at "
+                             "least that many interactions (0 or 1 keeps all; the paper uses 5).")
 
 
 def preprocess(df: pd.DataFrame, min_user_count: int = 5, min_item_count: int = 5) -> SequenceData:
@@ -457,6 +624,7 @@ def _py(value: Any) -> Any:
 def load_dataset(dataset: str | Path, data_dir: str | Path = "data", min_user_count: int = 5,
                  min_item_count: int = 5) -> SequenceData:
     """``preprocess(load_interactions(dataset, data_dir), min_user_count, min_item_count)``."""
+    _check_counts(min_user_count, min_item_count)  # before reading anything
     return preprocess(load_interactions(dataset, data_dir), min_user_count, min_item_count)
 
 
@@ -527,6 +695,18 @@ class SequenceData:
         """LongTensor (n_items + 1,): how often each item occurs in the TRAINING part; index 0 (padding) = 0."""
         flat = torch.tensor([i for s in self.split(include_valid_in_train).train for i in s], dtype=torch.long)
         return torch.bincount(flat, minlength=self.n_items + 1)
+
+    def fingerprint(self) -> dict[str, Any]:
+        """What a checkpoint records about the data it was trained on, so that it can refuse other data later:
+        the name, the numbers of users and items, a sha256 of the item mapping (the raw id of every item id -- a
+        model's output column i means item_ids[i - 1] and nothing else) and a sha256 of the sequences (what the
+        leave-one-out split, and so every metric, is computed from)."""
+        mapping = json.dumps(self.item_ids, default=str).encode()
+        lengths = np.array([len(s) for s in self.sequences], dtype=np.int64)
+        flat = np.fromiter(chain.from_iterable(self.sequences), dtype=np.int64, count=int(lengths.sum()))
+        return {"name": self.name, "n_users": self.n_users, "n_items": self.n_items,
+                "item_ids_sha256": hashlib.sha256(mapping).hexdigest(),
+                "sequences_sha256": hashlib.sha256(lengths.tobytes() + flat.tobytes()).hexdigest()}
 
     def title(self, item_id: int) -> str:
         if item_id == self.pad_id:

@@ -471,122 +471,153 @@ EXERCISES: dict[str, Exercise] = {e.name: e for e in [
     Exercise("split_leakage", "01", "question",
              "Why must the validation item be cut from the training part? What goes wrong if it stays?",
              ("Think about what the model has seen when it is asked to predict seq[-2].",
-              "Early stopping picks the epoch with the best validation score: what would that score measure?")),
+              "Early stopping picks the epoch with the best validation score: what would that score measure?",
+              "If seq[-2] is a training target, a model that memorises its training sequences scores well on "
+              "validation; is that the skill the test measures?")),
     Exercise("leave_one_out", "01", "implement",
              "Split one time-ordered history into (training part, validation target, test target).",
              ("The last item is the test target, the one before it the validation target.",
               "The training part is everything before the validation target: a slice with a negative end.",
-              "return sequence[:-2], sequence[-2], sequence[-1]")),
+              "Negative indices count from the end: sequence[-1] is the last item; a slice sequence[:-k] drops "
+              "the last k.")),
     Exercise("item_popularity", "01", "implement",
              "Count each item's occurrences: LongTensor (n_items + 1,), index 0 (padding) = 0.",
              ("Flatten the sequences into one list of ids first.",
               "torch.bincount counts ids; its result is only as long as the largest id seen...",
-              "...unless you pass minlength=n_items + 1. Build the tensor with dtype=torch.long (it may be empty).")),
+              "...unless you pass minlength=n_items + 1. Build the tensor with dtype=torch.long (it may be "
+              "empty).")),
     Exercise("expected_masks", "02", "question",
              "A row holds L = 10 items, mask_ratio = 0.2: how many items does cloze_mask hide on average?",
              ("Without the at-least-one rule the count is Binomial(L, p).",
-              "The rule adds one mask exactly when the coin flips mask nothing: how likely is that?")),
+              "The rule adds one mask exactly when the coin flips mask nothing: how likely is that?",
+              "The rule adds exactly one mask in the rows where no coin fires: add that probability, for L "
+              "independent coins, to the binomial mean.")),
     Exercise("cloze_mask", "02", "implement",
              "Hide each real item w.p. mask_ratio (never padding, >= 1 per row) -> (inputs, labels).",
-             ("Draw one uniform number per position with torch.rand(items.shape, generator=generator); "
-              "mask where it is < mask_ratio and the item is not 0.",
-              "A row whose coin masked nothing but has items: mask its real item with the smallest draw "
-              "(argmin over the draws, with padding's draws set to 2).",
-              "labels = torch.where(masked, items, 0); inputs = torch.where(masked, mask_id, items).")),
+             ("Draw one uniform number per position with torch.rand(items.shape, generator=generator); mask "
+              "where it is below mask_ratio and the item is not padding (0).",
+              "A row whose coins masked nothing but that has items: mask its real item with the smallest draw "
+              "(argmin over the draws, after setting padding's draws to a value above 1).",
+              "Labels keep the item where masked and are 0 elsewhere; inputs show mask_id where masked and the "
+              "item elsewhere: two torch.where calls on the same boolean tensor.")),
     Exercise("mask_last", "02", "implement",
              "Mask only the last real item of each row (the test-time task) -> (inputs, labels).",
              ("Rows are left-padded: the last real item is in the last column...",
               "...except in a row that is all padding, where nothing may be masked.",
-              "masked = zeros_like(items, dtype=bool); masked[:, -1] = items[:, -1] != 0; then the two torch.where "
-              "lines of cloze_mask.")),
+              "Build a boolean tensor that is True only in the last column of the non-empty rows, then make "
+              "inputs and labels from it exactly as cloze_mask does.")),
     Exercise("why_not_inf", "03", "question",
              "attention.py fills masked scores with finfo.min, not -inf. Which rows would give NaN with -inf?",
              ("softmax divides exp(score) by the sum of exp over the row.",
-              "Combine a left-padded row with a causal mask: what may the first (padded) query see?")),
+              "Combine a left-padded row with a causal mask: what may the first (padded) query see?",
+              "A row in which every score is -inf: what is exp(-inf) / (sum of exp(-inf))?")),
     Exercise("scaled_dot_product_attention", "03", "implement",
              "softmax(q k^T / sqrt(d)) v with a bool mask (True = may attend); a query that sees no key outputs 0.",
-             ("scores = einsum(q, k, 'b h i d, b h j d -> b h i j') / math.sqrt(d).",
-              "Masked scores: scores.masked_fill(~attn_mask, torch.finfo(scores.dtype).min), then softmax(-1).",
-              "Set masked probabilities to 0 after the softmax (fully masked rows become all 0), then "
-              "einsum(probs, v, 'b h i j, b h j d -> b h i d').")),
+             ("Scores compare every query i with every key j: an einsum over the head dimension d ('b h i d, b "
+              "h j d -> b h i j'), divided by the square root of d.",
+              "Masked scores get the most negative float of their dtype (masked_fill with "
+              "torch.finfo(dtype).min), not -inf; then softmax over the keys (the last dimension).",
+              "After the softmax, set the masked probabilities to 0 (so a query that sees no key outputs 0), "
+              "then mix the values with a second einsum over j.")),
     Exercise("causal_mask", "03", "implement",
              "Bool (n, n) matrix, True where query i (row) may attend key j (column), i.e. j <= i.",
              ("Row i is the query, column j the key. Which triangle is True?",
-              "torch.ones(n, n, dtype=torch.bool) and one of .tril() / .triu().")),
+              "Query i may see keys 0..i: the diagonal and everything left of it.",
+              "Start from an all-True (n, n) boolean tensor; torch has one method that keeps the lower triangle "
+              "and one that keeps the upper.")),
     Exercise("tied_embeddings", "04", "question",
              "The output layer reuses the item embedding: how many parameters does that save (N = 3,416, D = 64)?",
              ("An untied output layer would need its own matrix with one row per item.",
-              "Which rows of the (N + 2, D) embedding table are items?")),
+              "Which rows of the (N + 2, D) embedding table are items?",
+              "Count the parameters such a matrix would add, N x D, and compare with the model's total.")),
     Exercise("bert4rec_parameter_count", "04", "implement",
              "Count BERT4Rec's parameters from its sizes (must equal BERT4Rec(...).num_parameters()).",
              ("Read BERT4Rec.__init__: embeddings, blocks, output layer. A Linear(a, b) has a*b + b parameters, "
               "a LayerNorm(D) has 2D.",
               "The item table has N + 2 rows (padding, items, [mask]); positions have max_seq_length rows.",
-              "A block: 4 Linear(D, D) for attention, Linear(D, inner) + Linear(inner, D), 2 LayerNorms. "
-              "After the blocks: Linear(D, D), a LayerNorm, and a bias of N.")),
+              "A block: 4 Linear(D, D) for attention, Linear(D, inner) + Linear(inner, D), 2 LayerNorms. After "
+              "the blocks: Linear(D, D), a LayerNorm, and a bias of N.")),
     Exercise("output_scores", "04", "implement",
              "Score every item: hidden . item embedding + item bias, (b, D), (N, D), (N,) -> (b, N).",
              ("Each score is a dot product between one user's hidden vector and one item's embedding.",
-              "einsum(hidden, item_embeddings, 'b D, N D -> b N'), then add the bias: it broadcasts over b.")),
+              "All users against all items at once is a matrix product: (b, D) with (N, D) gives (b, N); einsum "
+              "names it 'b D, N D -> b N'.",
+              "The bias has one entry per item, shape (N,): adding it to a (b, N) tensor broadcasts over the "
+              "users.")),
     Exercise("warmup_values", "05", "question",
              "warmup_steps=100, total_steps=1000: the lr multiplier at steps 0, 99, 100, 550 and 1000?",
              ("Read warmup_linear_decay in train.py: step 0 is the first optimizer step.",
-              "Warm-up reaches 1 at the end of step warmup_steps - 1; the decay ends at 0 at total_steps.")),
+              "Warm-up reaches 1 at the end of step warmup_steps - 1; the decay ends at 0 at total_steps.",
+              "Step 550 is halfway between the end of the warm-up (100) and the end of the run (1000).")),
     Exercise("warmup_linear_decay", "05", "implement",
              "The lr multiplier at a step: linear warm-up to 1, then linear decay to 0 at total_steps.",
-             ("Two regimes: step < warmup_steps, and the rest.",
-              "Warm-up: (step + 1) / warmup_steps, so step 0 already learns a little and step warmup_steps - 1 "
-              "gives 1.",
-              "Decay: (total_steps - step) / (total_steps - warmup_steps), never below 0; guard that denominator "
-              "with max(1, ...).")),
+             ("Two regimes: steps before warmup_steps, and the rest.",
+              "Warm-up: a straight line through (step 0, 1 / warmup_steps) and (step warmup_steps - 1, 1): step "
+              "0 already learns a little.",
+              "Decay: a straight line from 1 at step warmup_steps to 0 at total_steps, never below 0; when "
+              "warmup_steps equals total_steps its denominator is 0, so guard it with max(1, ...).")),
     Exercise("explore_warmup", "05", "explore",
              "Train with warmup_steps=0 and with the default; plot both loss curves. Which leaves the plateau first?",
              ("Keep everything else equal (config.replace(warmup_steps=0)) and the same seed.",
-              "The plateau is the loss of predicting by popularity alone; compare the epoch each run drops below it.")),
+              "The plateau is the loss of predicting by popularity alone; compare the epoch each run drops "
+              "below it.",
+              "One run per value is anecdote: the plateau escape is chaotic. Try two seeds per value before "
+              "concluding.")),
     Exercise("sampled_rank", "06", "question",
              "A target ranks 50th of 3,416 items. Expected rank among 100 uniform negatives? Effect on HR@10?",
              ("49 items beat the target. Each of the 100 negatives is one of them with probability 49 / 3415.",
-              "Expected rank = 1 + expected number of negatives that beat it.")),
+              "Expected rank = 1 + expected number of negatives that beat it.",
+              "Linearity of expectation: add up, over the 100 negatives, the probability that each one beats "
+              "the target.")),
     Exercise("ndcg_at_k", "06", "implement",
              "Mean NDCG@k from the 1-based ranks of one relevant item per user.",
              ("Rank 1 is worth 1, rank 3 is worth 0.5, anything beyond k is worth 0.",
-              "gain = 1 / log2(rank + 1); torch.where(ranks <= k, gain, 0.0).mean().item(); convert ranks to "
-              "float first.")),
+              "The gain of rank r is 1 / log2(r + 1); convert the ranks to float before the logarithm.",
+              "Keep the gain where the rank is at most k and 0 elsewhere (torch.where), then average over users "
+              "and return a Python float (.item()).")),
     Exercise("target_rank", "06", "implement",
              "Full-ranking rank of each target (pessimistic ties, column 0 ignored) -> LongTensor (b,).",
              ("rank = 1 + the number of other items scoring at least as high as the target.",
-              "Take the target scores with scores.gather(1, targets[:, None]) and compare the whole matrix at once.",
-              "Do not count column 0 nor the target itself: (scores[:, 1:] >= target_scores).sum(1) counts the "
-              "target once, so it already is the rank.")),
+              "Take each user's target score with gather along dimension 1, keeping a column of shape (b, 1), "
+              "and compare it with the whole score matrix at once.",
+              "Column 0 is padding: leave it out of the count. The comparison 'at least as high' counts the "
+              "target itself once, so the count of the other columns is already the rank.")),
     Exercise("max_entropy", "07", "question",
              "Largest possible entropy of an attention row over 10 real items? What does entropy near 0 mean?",
              ("Which distribution over m outcomes is the most uncertain?",
-              "Padding keys have probability 0 and add 0 log 0 = 0.")),
+              "Padding keys have probability 0 and add 0 log 0 = 0.",
+              "Evaluate -sum p log p for the uniform distribution over m keys: every term of the sum is the "
+              "same.")),
     Exercise("attention_entropy", "07", "implement",
              "Entropy in nats of each attention row (last dim), with 0 log 0 = 0: (..., n) -> (...).",
              ("H(p) = - sum_j p_j log p_j over the last dimension.",
-              "p * log(p) is 0 * -inf = NaN where p = 0: replace those terms by 0 (torch.where), or use "
-              "torch.special.xlogy(p, p).")),
+              "Where p = 0, p * log(p) is 0 * -inf = NaN in floating point, but its limit is 0.",
+              "Replace those terms by 0 with torch.where (or use torch.special.xlogy(p, p), which does it for "
+              "you), then sum over the keys and negate.")),
     Exercise("explore_heads", "07", "explore",
              "Mean attention entropy per layer and head over real queries: which heads focus, which average?",
-             ("model(inputs, return_attention=True) gives one (b, h, n, n) tensor per layer; mean over b and the "
-              "real query positions.",
-              "Compare each head with ln(number of visible keys), the entropy of uniform attention.")),
+             ("model(inputs, return_attention=True) gives one (b, h, n, n) tensor per layer; mean over b and "
+              "the real query positions.",
+              "Compare each head with ln(number of visible keys), the entropy of uniform attention.",
+              "A head far below uniform focuses on a few keys; plot the entropy per (layer, head) as bars, next "
+              "to the uniform value.")),
     Exercise("scaled_lr", "08", "question",
              "1 GPU: batch 128, lr 1e-3, 100 warm-up steps. 8 GPUs x 128: global batch, steps per epoch, lr, warm-up?",
              ("The global batch is what one optimizer step averages over; an epoch is still every sample once.",
-              "Goyal et al. scale the lr with the batch (linear rule); for Adam the square-root rule is often safer. "
-              "Warm-up is counted in optimizer steps.")),
+              "Goyal et al. scale the lr with the batch (the linear rule); for Adam a square-root rule is the "
+              "common start.",
+              "Warm-up is counted in optimizer steps: how many samples did the old warm-up see?")),
     Exercise("shard_rows", "08", "implement",
              "This rank's rows (rank, rank + world_size, ...) of a global batch, without all-padding leading columns.",
-             ("A slice with a step picks every world_size-th row: inputs[rank::world_size].",
-              "The first column to keep is the first one where any of YOUR rows is not padding (0): "
-              "(x != 0).any(dim=0) and argmax on it as an int.",
-              "Cut the labels at the same column as the inputs. A rank may get no rows at all: keep every column then.")),
+             ("A slice with a step picks every world_size-th row.",
+              "The first column to keep is the first one where any of YOUR rows is not padding (0).",
+              "Cut the labels at the same column as the inputs. A rank may get no rows at all: keep every column "
+              "then.")),
     Exercise("explore_ddp_lr", "08", "explore",
              "2 processes x batch 64 vs 1 x 128 vs 2 x 128 (lr 1e-3 and 2e-3): which curves match, which learn faster?",
-             ("Compare the global batches: the first two runs take the same optimizer steps.",
-              "The third halves the steps per epoch: plot NDCG@10 against epochs and against optimizer steps.")),
+             ("Compare the global batches: which runs take the same optimizer steps?",
+              "A larger global batch means fewer steps per epoch: plot NDCG@10 against epochs and against steps.",
+              "Then change only the learning rate of the larger batch and compare again.")),
 ]}
 
 CHECKS: dict[str, Callable[[Callable], CheckResult]] = {
@@ -602,13 +633,18 @@ def _exercise(name: str) -> Exercise:
 
 
 def hint(name: str, level: int = 1) -> None:
-    """Print the first ``level`` hints of an exercise (each more helpful than the last)."""
+    """Print the first ``level`` hints of an exercise, each more helpful than the last.
+
+    A ladder: levels 1 to 3 are hints and none of them is the answer; the last rung is ``solution(name)``.
+    """
     hints = _exercise(name).hints
     level = max(1, min(int(level), len(hints)))
     for i in range(level):
         print(f"Hint {i + 1}/{len(hints)}: {hints[i]}")
     if level < len(hints):
         print(f"(more: hint('{name}', {level + 1}))")
+    else:
+        print(f"(that was the last hint; the answer: solution('{name}'))")
 
 
 def solution_path(name: str) -> Path:

@@ -26,6 +26,7 @@ Two details that silently inflate results elsewhere are made explicit here:
 
 from __future__ import annotations
 
+import numbers
 from itertools import chain
 from typing import Sequence
 
@@ -114,8 +115,9 @@ def sample_negatives(item_counts: torch.Tensor, targets: torch.Tensor | Sequence
     weights = item_counts.float()
     if not torch.isfinite(weights).all() or (weights < 0).any():
         raise ValueError("item_counts must be finite and non-negative (they are training popularity counts).")
-    if n_negatives < 1:
-        raise ValueError(f"n_negatives must be >= 1; got {n_negatives}.")
+    if isinstance(n_negatives, bool) or not isinstance(n_negatives, numbers.Integral) or n_negatives < 1:
+        raise ValueError(f"n_negatives must be an integer >= 1; got {n_negatives!r}.")
+    n_negatives = int(n_negatives)
     width = weights.shape[0]
     targets = torch.as_tensor(targets, device=weights.device)
     if targets.dim() != 1 or targets.is_floating_point() or targets.dtype == torch.bool:
@@ -158,6 +160,12 @@ def sampled_ranks(scores: torch.Tensor, targets: torch.Tensor | Sequence[int], n
                          f"{int(negatives.min())}..{int(negatives.max())}.")
     if (negatives == rearrange(targets, "b -> b 1")).any():
         raise ValueError("negatives contain the row's own target; draw them with sample_negatives(..., targets).")
+    ordered = negatives.sort(dim=1).values  # a duplicate negative would count twice against the target
+    repeated = (ordered[:, 1:] == ordered[:, :-1]).any(dim=1)
+    if repeated.any():
+        row = int(repeated.nonzero()[0])
+        raise ValueError(f"negatives repeat an item in row {row} (each counts against the target, so the rank would "
+                         "be inflated); draw distinct negatives, e.g. with sample_negatives.")
     target_score = scores.gather(1, rearrange(targets, "b -> b 1"))  # (b 1)
     negative_scores = scores.gather(1, negatives)  # (b n)
     return 1 + (negative_scores >= target_score).sum(dim=1)
@@ -169,8 +177,8 @@ def _check_ranks(ranks: torch.Tensor, k: int | None = None) -> torch.Tensor:
         raise ValueError(f"ranks must be a non-empty 1-D tensor (one rank per user); got shape {tuple(ranks.shape)}.")
     if (ranks < 1).any():
         raise ValueError(f"ranks are 1-based (1 = top of the list); got a minimum of {ranks.min().item()}.")
-    if k is not None and (not isinstance(k, int) or k < 1):
-        raise ValueError(f"k must be a positive integer cut-off; got {k!r}.")
+    if k is not None and (isinstance(k, bool) or not isinstance(k, numbers.Integral) or k < 1):
+        raise ValueError(f"k must be a positive integer cut-off (numpy integers too); got {k!r}.")
     return ranks.double()
 
 

@@ -6,6 +6,9 @@ position are the recommendations. Items the user has already seen can be removed
 
 from __future__ import annotations
 
+import numbers
+from collections.abc import Iterable
+
 import torch
 
 from .model import BERT4Rec
@@ -13,12 +16,23 @@ from .model import BERT4Rec
 
 def recommend(model: BERT4Rec, history: list[int], k: int = 10, exclude_seen: bool = True) -> list[tuple[int, float]]:
     """The ``k`` best next items for ``history`` (item ids 1..N, oldest first) as ``[(item_id, score), ...]``."""
+    if isinstance(history, (str, bytes)) or not isinstance(history, Iterable):
+        raise ValueError(f"history={history!r:.60} must be a list of item ids (integers 1..{model.n_items}), oldest first.")
+    history = list(history.tolist() if hasattr(history, "tolist") else history)  # a tensor or numpy array too
     if len(history) == 0:
         raise ValueError("the history is empty: give at least one item the user interacted with.")
-    unknown = [item for item in history if not (isinstance(item, int) and 1 <= item <= model.n_items)]
+    not_ints = [item for item in history if isinstance(item, bool) or not isinstance(item, numbers.Integral)]
+    if not_ints:
+        raise ValueError(f"history items {not_ints[:5]!r} are not integer item ids; give ids 1..{model.n_items} "
+                         "(map raw dataset ids with SequenceData.item_ids first).")
+    history = [int(item) for item in history]  # numpy.int64(3) is item 3, not an unknown item
+    unknown = [item for item in history if not 1 <= item <= model.n_items]
     if unknown:
         raise ValueError(f"item ids {unknown[:5]} are unknown to the model, which knows ids 1..{model.n_items}; "
                          "map raw dataset ids with SequenceData.item_ids first.")
+    if isinstance(k, bool) or not isinstance(k, numbers.Integral):
+        raise ValueError(f"k={k!r} must be an integer: the number of items to recommend, e.g. k=10.")
+    k = int(k)
     available = model.n_items - (len(set(history)) if exclude_seen else 0)
     if not 1 <= k <= available:
         raise ValueError(f"k={k} must be between 1 and {available} (the items left to recommend).")

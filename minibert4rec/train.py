@@ -10,9 +10,9 @@ What a senior engineer expects from a training loop, each in a few lines:
 * AdamW (no weight decay on biases, LayerNorms and embeddings), linear warm-up then linear decay, gradient clipping;
 * the device chosen automatically (cuda > mps > cpu), bf16 autocast on CUDA, optional ``torch.compile``;
 * a tqdm bar with the loss and the throughput; the history as a pandas DataFrame;
+* data-parallel training when launched by ``torchrun`` (``distributed.py``; the hooks are marked ``[distributed]``);
 * a checkpoint after every epoch (model, optimizer, scheduler, RNG state, config, epoch), written atomically and
-  readable with ``torch.load(weights_only=True)``; resuming from it gives bit-for-bit the run that never stopped;
-* data-parallel training when launched by ``torchrun`` (``distributed.py``; the hooks are marked ``[distributed]``).
+  readable with ``torch.load(weights_only=True)``; resuming from it gives bit-for-bit the run that never stopped.
 """
 
 from __future__ import annotations
@@ -26,14 +26,15 @@ from typing import Any, Callable
 
 import pandas as pd
 import torch
-from tqdm import tqdm  # plain text bars: no ipywidgets needed, nothing on stderr in notebooks
 
 from . import distributed
-from .config import BERT4RecConfig
+from .config import BERT4RecConfig, set_threads, training_memory_lower_bound
 from .data import SequenceData
+from .files import atomic_write, remove_stale_temporaries
 from .masking import ClozeDataset, inference_inputs, left_pad, trim_left_padding
 from .metrics import ranking_metrics, sample_negatives, sampled_ranks, target_ranks
 from .model import BERT4Rec
+from .progress import tqdm  # widgets in Jupyter with ipywidgets, else text; never a warning
 
 CHECKPOINT_VERSION = 1
 
@@ -80,6 +81,15 @@ def model_inputs(model: torch.nn.Module, histories: list[list[int]], max_len: in
     return inference_inputs(histories, max_len, mask_id)
 
 
+#: protocol key -> label. Full ranking comes in two variants; the field's is "seen removed" (aprec's
+#: FilterSeenRecommender, Klenitskiy & Vasilev's ``filter_seen``, gSASRec's ``filter_rated``).
+PROTOCOLS = {
+    "full": "full ranking, seen items kept",
+    "full_filtered": "full ranking, seen items removed (the field's)",
+    "sampled": "100 popularity-sampled negatives (the paper's)",
+}
+
+
 @torch.no_grad()
 def evaluate(
     model: torch.nn.Module,
@@ -89,9 +99,9 @@ def evaluate(
     *,
     max_len: int,
     mask_id: int,
-    protocols: tuple[str, ...] = ("full", "sampled"),
+    protocols: tuple[str, ...] = ("full", "full_filtered", "sampled"),
     n_negatives: int = 100,
-    exclude_seen: bool = False,
+    interacted: list[list[int]] | None = None,
     batch_size: int = 1024,
     seed: int = 0,
     ks: tuple[int, ...] = (1, 5, 10),
@@ -100,16 +110,28 @@ def evaluate(
 ) -> dict[str, dict[str, float]]:
     """Rank each user's held-out ``target`` given ``history``; return ``{protocol: {metric: value}}``.
 
-    * ``"full"`` ranks the target among all N items (seen items removed when ``exclude_seen``);
+    * ``"full"`` ranks the target among all N items, the items of the history included ("seen items kept");
+    * ``"full_filtered"`` ranks it among the items *not* in the history ("seen items removed"): what every
+      recent BERT4Rec comparison reports (Petrov & Macdonald, Klenitskiy & Vasilev, gSASRec, RecTools), since
+      a recommender would never show a user a movie they already rated. On ML-1m it is 1.5-1.7x the seen-kept
+      number for the same model: only ever compare a number with one measured the same way;
     * ``"sampled"`` ranks it among ``n_negatives`` items drawn by popularity from those the user never
-      interacted with (the paper's protocol). The negatives come from a generator seeded with ``seed``, so every
-      evaluation of every model sees the same candidates.
+      interacted with (the paper's protocol). ``interacted`` lists, per user, every item to keep out of the
+      negatives (default: the history; the trainer passes the user's *whole* sequence, so that a validation
+      user's test item is never drawn as a negative either). The negatives come from a generator seeded with
+      ``seed``, so every evaluation of every model sees the same candidates.
 
     ``shard=(rank, world_size)`` (data-parallel runs, see ``distributed.py``): this process scores every
     world_size-th batch of users and the ranks are summed over processes: the metrics are those of one process.
     """
+    unknown = sorted(set(protocols) - set(PROTOCOLS))
+    if unknown:
+        raise ValueError(f"unknown protocol(s) {unknown}; choose from {', '.join(PROTOCOLS)}.")
     if len(histories) != len(targets):
         raise ValueError(f"got {len(histories)} histories but {len(targets)} targets; give one target per history.")
+    interacted = histories if interacted is None else interacted
+    if len(interacted) != len(histories):
+        raise ValueError(f"got {len(interacted)} interacted lists for {len(histories)} histories; give one per user.")
     device = torch.device(device) if device is not None else next(model.parameters(), torch.empty(0)).device
     was_training = model.training
     model.eval()
@@ -119,7 +141,7 @@ def evaluate(
         generator = torch.Generator().manual_seed(seed)
         negatives = torch.cat([
             sample_negatives(item_counts, all_targets[start : start + batch_size], n_negatives,
-                             exclude=histories[start : start + batch_size], generator=generator)
+                             exclude=interacted[start : start + batch_size], generator=generator)
             for start in range(0, len(histories), batch_size)
         ]) if histories else torch.empty(0, n_negatives, dtype=torch.long)  # (U n_negatives)
     # Score users in order of history length and trim each batch's all-padding columns: short histories then
@@ -133,7 +155,9 @@ def evaluate(
         inputs = trim_left_padding(model_inputs(model, batch_hist, max_len, mask_id)).to(device)
         scores = model.predict(inputs).float().cpu()  # (b N+1)
         if "full" in protocols:
-            ranks["full"][idx] = target_ranks(scores, batch_targets, exclude=batch_hist if exclude_seen else None)
+            ranks["full"][idx] = target_ranks(scores, batch_targets)
+        if "full_filtered" in protocols:
+            ranks["full_filtered"][idx] = target_ranks(scores, batch_targets, exclude=batch_hist)
         if "sampled" in protocols:
             ranks["sampled"][idx] = sampled_ranks(scores, batch_targets, negatives[idx])
     model.train(was_training)
@@ -149,12 +173,39 @@ def flatten_metrics(prefix: str, metrics: dict[str, dict[str, float]]) -> dict[s
 
 # -------------------------------------------------------------------------------------------- checkpoints
 def save_checkpoint(path: str | Path, state: dict[str, Any]) -> None:
-    """Write ``state`` with torch.save to a temporary file, then rename: a crash never leaves half a checkpoint."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, path)
+    """Write ``state`` with torch.save through ``files.atomic_write`` (a temporary file, fsync, rename): a crash
+    never leaves half a checkpoint, and a ``kill -9`` leaves at most a ``.checkpoint.pt.*.tmp`` that the next
+    :func:`train` into the same folder deletes."""
+    atomic_write(path, writer=lambda f: torch.save(state, f))
+
+
+CHECKPOINT_KEYS = ("config", "n_items", "model")
+
+
+def check_checkpoint_data(state: dict[str, Any], data: SequenceData, source: str | Path = "the checkpoint",
+                          sequences: bool = True) -> None:
+    """Refuse a checkpoint whose data set is not ``data``: its numbers would be silently wrong (another item
+    behind each output column) or end in an IndexError. Compared: the number of items, the item mapping and --
+    with ``sequences`` (evaluate, resume) -- the users' sequences, which the metrics are computed from.
+    Checkpoints written before fingerprints existed can only be compared on their number of items."""
+    if state["n_items"] != data.n_items:
+        raise ValueError(f"{source} was trained on {state['n_items']:,} items but the data loaded now "
+                         f"({data.name or 'unnamed'}) has {data.n_items:,}; use the dataset, --min-user-count and "
+                         "--min-item-count it was trained with, or train a new model.")
+    stored = (state.get("dataset") or {}).get("fingerprint")
+    if not stored:
+        return
+    now = data.fingerprint()
+    keys = {"item_ids_sha256": "the item mapping (the raw id behind each item id)"}
+    if sequences:
+        keys.update({"n_users": "the number of users", "sequences_sha256": "the users' sequences"})
+    differ = [what for key, what in keys.items() if stored.get(key) != now[key]]
+    if differ:
+        raise ValueError(f"{source} was trained on other data than the data loaded now: {' and '.join(differ)} "
+                         f"differ (trained on {stored.get('name') or 'unnamed'}: {stored.get('n_users')} users, "
+                         f"{stored.get('n_items')} items; now {now['name'] or 'unnamed'}: {now['n_users']} users, "
+                         f"{now['n_items']} items). Its numbers would be wrong; load the same file with the same "
+                         "--min-user-count/--min-item-count, or train a new model.")
 
 
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
@@ -168,6 +219,9 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
         raise ValueError(f"checkpoint {path} cannot be read ({error}); it is damaged or not a minibert4rec checkpoint.") from error
     if not isinstance(state, dict) or state.get("version") != CHECKPOINT_VERSION:
         raise ValueError(f"checkpoint {path} is not a minibert4rec checkpoint (version {CHECKPOINT_VERSION}).")
+    missing = [key for key in CHECKPOINT_KEYS if key not in state]
+    if missing:
+        raise ValueError(f"checkpoint {path} lacks {missing}; it is damaged or was not written by minibert4rec's train.")
     return state
 
 
@@ -177,6 +231,47 @@ def model_from_checkpoint(state: dict[str, Any], best: bool = True, device: str 
     model = BERT4Rec(config, state["n_items"])
     model.load_state_dict(state["best_model"] if best and state.get("best_model") else state["model"])
     return model.to(device).eval()
+
+
+# ------------------------------------------------------------------------------------------------ checks
+def _machine_memory(device: torch.device) -> int | None:
+    """Bytes of memory on ``device`` (RAM for the CPU, the GPU's memory for CUDA); None when unknown."""
+    try:
+        if device.type == "cuda":
+            return torch.cuda.get_device_properties(device).total_memory
+        if device.type == "cpu":
+            return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError, RuntimeError):
+        pass
+    return None
+
+
+def check_before_training(config: BERT4RecConfig, data: SequenceData, device: torch.device | str | None = None) -> None:
+    """Everything that can be checked before an epoch is spent, each with a ``ValueError`` saying what to change:
+
+    * some user has the 3 interactions leave-one-out needs (train, validation, test);
+    * every evaluated user leaves ``eval_negatives`` items they never interacted with to sample negatives from
+      (else the sampled protocol would fail after the first epoch);
+    * the model fits in the device's memory (:func:`config.training_memory_lower_bound`, a lower bound: a refusal
+      is never wrong).
+    """
+    evaluated = [s for s in data.sequences if len(s) >= 3]
+    if not evaluated:
+        raise ValueError(f"no user of {data.name or 'the data'} has the 3 interactions leave-one-out needs "
+                         "(train, validation, test); use longer histories or lower --min-user-count.")
+    most = max(len(set(s)) for s in evaluated)
+    if data.n_items - most < config.eval_negatives:
+        raise ValueError(f"eval_negatives={config.eval_negatives} cannot be sampled: {data.name or 'the data'} has "
+                         f"{data.n_items:,} items and a user interacted with {most:,} of them, leaving "
+                         f"{data.n_items - most:,} negatives; lower eval_negatives (--eval-negatives "
+                         f"{max(1, data.n_items - most)}) or use a larger catalogue.")
+    device = choose_device(config.device) if device is None else torch.device(device)
+    need, have = training_memory_lower_bound(config, data.n_items), _machine_memory(device)
+    if have is not None and need > have:
+        raise ValueError(f"this model cannot fit: training it on {data.n_items:,} items needs at least "
+                         f"{need / 2**30:,.1f} GiB but the {device.type} has {have / 2**30:,.1f} GiB; lower "
+                         f"hidden_size={config.hidden_size}, inner_size={config.inner_size}, n_layers={config.n_layers}"
+                         f", max_seq_length={config.max_seq_length} or batch_size={config.batch_size}.")
 
 
 # ------------------------------------------------------------------------------------------------ training
@@ -206,6 +301,16 @@ def causal_batches(windows: torch.Tensor, batch_size: int, seed: int, epoch: int
         keep = (labels > 0).any(dim=1)
         if keep.any():
             yield inputs[keep], labels[keep]
+
+
+def curve_subset(n_users: int, eval_users: int, seed: int) -> list[int]:
+    """Users whose metrics draw the learning curve: all of them (``eval_users=0``), or a fixed, seeded sample of
+    ``eval_users`` -- the same users at every evaluation, so the curve moves only when the model does. The final
+    valid/test numbers are always computed on every user."""
+    if eval_users <= 0 or eval_users >= n_users:
+        return list(range(n_users))
+    generator = torch.Generator().manual_seed(seed + 7_919)
+    return sorted(torch.randperm(n_users, generator=generator)[:eval_users].tolist())
 
 
 def train(
@@ -241,9 +346,11 @@ def train(
     ``config.batch_size`` is then the batch *per rank*, the global batch is ``batch_size x world_size`` and the
     learning rate is ``config.learning_rate`` as given; only rank 0 prints and writes (``distributed.py``).
     """
+    set_threads(config.threads)  # 0 = default_threads(): one core left free, so a busy machine stays fast
     parallel = distributed.current()  # [distributed] rank 0 of 1 unless torchrun set up a process group
     device = parallel.place(choose_device(config.device))
     batch_size = config.batch_size * parallel.world_size  # [distributed] the global batch (= batch_size for 1 process)
+    check_before_training(config, data, device)
     torch.manual_seed(config.seed)  # dropout (and BPR negatives) use the global generator; saved in checkpoints
     split = data.split(config.include_valid_in_train)
     item_counts = data.item_counts(config.include_valid_in_train)
@@ -251,7 +358,13 @@ def train(
     # validation item is trained on (the paper's protocol) -- the test split, for the curve only: no selection.
     watched = "test" if config.include_valid_in_train else "valid"
     watched_inputs, watched_targets = getattr(split, f"{watched}_inputs"), getattr(split, f"{watched}_targets")
+    interacted = [data.sequences[u] for u in split.eval_users]  # never a sampled negative: all the user's items
+    eval_kwargs = dict(max_len=config.max_seq_length, mask_id=data.mask_id, batch_size=eval_batch_size,
+                       seed=config.seed, device=device, n_negatives=config.eval_negatives, shard=parallel.shard)
+    curve_users = curve_subset(len(watched_targets), config.eval_users, config.seed)  # the curve's users
     model = BERT4Rec(config, data.n_items).to(device)
+    if config.output_bias_init == "popularity":
+        model.init_output_bias_from_popularity(item_counts)  # start as the popularity baseline
     if config.causal:
         windows = ClozeDataset(split.train, config.max_seq_length, config.mask_ratio, data.mask_id, data.n_items,
                                step=config.window_step, seed=config.seed).windows
@@ -275,14 +388,19 @@ def train(
 
     history: list[dict[str, float]] = []
     best = {"score": -1.0, "epoch": 0, "bad_evals": 0}
+    final_metrics: dict[tuple[str, int], dict] = {}  # (split, epoch) -> metrics of an evaluation on all users
     best_state: dict[str, torch.Tensor] | None = None
     start_epoch, elapsed = 1, 0.0
+    dataset_info = {**(dataset_info or {"name": data.name}), "fingerprint": data.fingerprint()}
+    if out_dir is not None and parallel.is_main:
+        remove_stale_temporaries(out_dir)  # what a killed earlier run left half-written
     if resume_from is not None:
         state = load_checkpoint(resume_from, map_location=device)
         # (through from_dict, so that a checkpoint written before an option existed compares with its default)
-        if BERT4RecConfig.from_dict(state["config"]) != config or state["n_items"] != data.n_items:
+        if BERT4RecConfig.from_dict(state["config"]) != config:
             raise ValueError(f"checkpoint {resume_from} was trained with another config or dataset; "
                              "resume with the config stored in it (BERT4RecConfig.from_dict(state['config'])).")
+        check_checkpoint_data(state, data, f"checkpoint {resume_from}")
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
@@ -299,9 +417,7 @@ def train(
         if resume_from is not None:
             raise ValueError("give resume_from (continue the same run) or init_from (new run from its weights), not both.")
         state = load_checkpoint(init_from, map_location=device)
-        if state["n_items"] != data.n_items:
-            raise ValueError(f"checkpoint {init_from} has {state['n_items']} items but the data has {data.n_items}; "
-                             "initialise only from a model trained on the same dataset.")
+        check_checkpoint_data(state, data, f"checkpoint {init_from}", sequences=False)  # same items, same meaning
         model.load_state_dict(state["best_model"] or state["model"])  # raises if the architecture differs
 
     last_epoch = min(config.epochs, stop_after_epoch or config.epochs)
@@ -348,11 +464,13 @@ def train(
         if parallel.enabled:
             row.update(world_size=parallel.world_size, global_batch_size=batch_size)
         if epoch % config.eval_every == 0 or epoch == config.epochs:
-            watched_metrics = evaluate(model, watched_inputs, watched_targets, item_counts, max_len=config.max_seq_length,
-                                       mask_id=data.mask_id, batch_size=eval_batch_size, seed=config.seed,
-                                       device=device, n_negatives=config.eval_negatives, shard=parallel.shard)
+            watched_metrics = evaluate(model, [watched_inputs[u] for u in curve_users],
+                                       [watched_targets[u] for u in curve_users], item_counts,
+                                       interacted=[interacted[u] for u in curve_users], **eval_kwargs)
+            if len(curve_users) == len(watched_targets):  # all users: reusable as the final numbers
+                final_metrics[(watched, epoch)] = watched_metrics
             row.update(flatten_metrics(watched, watched_metrics))
-            score = watched_metrics["full"]["NDCG@10"]
+            score = watched_metrics["full_filtered"]["NDCG@10"]  # the field's full ranking
             if watched == "test":  # nothing held out to select on: no copy kept, the final weights are the model
                 best = {"score": score, "epoch": epoch, "bad_evals": 0}
             elif score > best["score"]:
@@ -365,7 +483,7 @@ def train(
             on_epoch_end(row)
         if progress and parallel.is_main:
             shown = {k: round(v, 4) for k, v in row.items()
-                     if k in ("train_loss", f"{watched}_full_NDCG@10", f"{watched}_sampled_NDCG@10")}
+                     if k in ("train_loss", f"{watched}_full_filtered_NDCG@10", f"{watched}_sampled_NDCG@10")}
             tqdm.write(f"epoch {epoch}: {shown} ({seconds:.1f}s)")
         stop = config.patience > 0 and best["bad_evals"] >= config.patience
         stop = stop or (time_budget_s is not None and elapsed >= time_budget_s)
@@ -377,7 +495,7 @@ def train(
                 "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
                 "torch_rng": torch.get_rng_state(),
                 "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
-                "history": history, "dataset": dict(dataset_info or {"name": data.name}),
+                "history": history, "dataset": dataset_info,
             })
         if stop:
             break
@@ -385,10 +503,17 @@ def train(
     if best_state is not None:
         model.load_state_dict(best_state)
     model.eval()
-    kwargs = dict(max_len=config.max_seq_length, mask_id=data.mask_id, batch_size=eval_batch_size,
-                  seed=config.seed, device=device, n_negatives=config.eval_negatives, shard=parallel.shard)
-    valid = evaluate(model, split.valid_inputs, split.valid_targets, item_counts, **kwargs)
-    test = evaluate(model, split.test_inputs, split.test_targets, item_counts, **kwargs)
+    # The final numbers: each split evaluated once on the reported weights (the final ones under the paper's
+    # protocol, the best epoch's otherwise); an evaluation already made on exactly those weights is reused.
+    reported_epoch = best["epoch"] if best_state is not None else (history[-1]["epoch"] if history else 0)
+
+    def final(name: str) -> dict[str, dict[str, float]]:
+        if (name, reported_epoch) in final_metrics:
+            return final_metrics[(name, reported_epoch)]
+        return evaluate(model, getattr(split, f"{name}_inputs"), getattr(split, f"{name}_targets"), item_counts,
+                        interacted=interacted, **eval_kwargs)
+
+    valid, test = final("valid"), final("test")
     extra = {"world_size": parallel.world_size, "global_batch_size": batch_size} if parallel.enabled else {}
     return TrainResult(model=model, history=pd.DataFrame(history), valid=valid, test=test, best_epoch=best["epoch"],
                        config=config, device=str(device), train_seconds=elapsed, extra=extra)

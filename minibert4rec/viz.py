@@ -24,8 +24,15 @@ def _axes(ax: Axes | None, size: tuple[float, float] = (6, 4)) -> Axes:
 
 
 def shorten(title: str, width: int = 28) -> str:
-    """Trim long movie titles for tick labels."""
+    """Trim a long title to ``width`` characters (the plots below wrap titles instead)."""
     return title if len(title) <= width else title[: width - 1] + "…"
+
+
+def wrap(title: str, width: int = 14) -> str:
+    """A title on several lines of at most ``width`` characters (long words are not cut)."""
+    import textwrap
+
+    return "\n".join(textwrap.wrap(title, width, break_long_words=False)) or title
 
 
 def plot_sequence_lengths(sequences: Sequence[Sequence[int]], name: str = "", ax: Axes | None = None) -> Axes:
@@ -59,11 +66,11 @@ def plot_leave_one_out(sequence: Sequence[int], labels: Sequence[str] | None = N
     """One user's history as boxes: training items, the validation item, the test item (leave-one-out)."""
     shown = list(sequence)[-last:]
     labels = list(labels)[-last:] if labels is not None else [str(i) for i in shown]
-    ax = _axes(ax, (min(14, 1.1 * len(shown) + 1), 2.4))
+    ax = _axes(ax, (min(15, 1.2 * len(shown) + 1.5), 2.8))
     colors = ["#9ecae1"] * (len(shown) - 2) + ["#fdae6b", "#e6550d"]
     for x, (label, color) in enumerate(zip(labels, colors)):
         ax.add_patch(Rectangle((x, 0), 0.95, 1, color=color))
-        ax.text(x + 0.47, 0.5, shorten(label, 14), ha="center", va="center", rotation=90, fontsize=8)
+        ax.text(x + 0.47, 0.5, wrap(label, 13), ha="center", va="center", fontsize=8, linespacing=1.1)
     ax.set_xlim(0, len(shown))
     ax.set_ylim(0, 1)
     ax.set_yticks([])
@@ -101,27 +108,42 @@ def plot_training_curves(history: pd.DataFrame, metric: str = "valid_full_NDCG@1
     return axes
 
 
+TICK_FONTSIZE = 9  # readable next to 9-10 pt titles; labels are full titles, never cut
+
+
 def plot_attention(probs: torch.Tensor, labels: Sequence[str] | None = None, title: str = "Attention",
-                   ax: Axes | None = None) -> Axes:
-    """One head's attention probabilities (n, n) as a heat map; rows are queries, columns are keys."""
+                   ax: Axes | None = None, xlabels: bool = True, ylabels: bool = True) -> Axes:
+    """One head's attention probabilities (n, n) as a heat map; rows are queries, columns are keys.
+
+    ``labels`` (e.g. movie titles) are written in full; ``xlabels``/``ylabels`` False leave that axis unlabelled
+    (a grid of maps labels its outer axes only).
+    """
     probs = probs.detach().float().cpu().numpy()
-    ax = _axes(ax, (6, 5))
-    ticks = [shorten(t) for t in labels] if labels is not None else False
-    sns.heatmap(probs, ax=ax, cmap="viridis", square=True, xticklabels=ticks, yticklabels=ticks,
-                cbar_kws={"label": "attention probability"})
-    ax.set(title=title, xlabel="attended item (key)", ylabel="attending item (query)")
-    ax.tick_params(labelsize=7)
+    width = max((len(t) for t in labels), default=0) * 0.075 if labels is not None else 0  # inches of label
+    ax = _axes(ax, (5 + width, 4.2 + width))
+    ticks = list(labels) if labels is not None else False
+    sns.heatmap(probs, ax=ax, cmap="viridis", square=True, xticklabels=ticks if xlabels else False,
+                yticklabels=ticks if ylabels else False, cbar_kws={"label": "attention probability"})
+    ax.set(title=title, xlabel="attended item (key)" if xlabels else "",
+           ylabel="attending item (query)" if ylabels else "")
+    ax.tick_params(labelsize=TICK_FONTSIZE)
     return ax
 
 
 def plot_attention_grid(attentions: Sequence[torch.Tensor], labels: Sequence[str] | None = None,
                         suptitle: str = "") -> plt.Figure:
-    """Every layer (rows) and head (columns) of one user: ``attentions[layer]`` has shape (h, n, n)."""
+    """Every layer (rows) and head (columns) of one user: ``attentions[layer]`` has shape (h, n, n).
+
+    The titles label the left column's rows and the bottom row's columns, in full, so that the maps stay large.
+    """
     n_layers, n_heads = len(attentions), attentions[0].shape[0]
-    fig, axes = plt.subplots(n_layers, n_heads, figsize=(6.5 * n_heads, 5.5 * n_layers), squeeze=False)
+    label_inches = max((len(t) for t in labels), default=0) * 0.075 if labels is not None else 0
+    fig, axes = plt.subplots(n_layers, n_heads, squeeze=False,
+                             figsize=(5.6 * n_heads + label_inches, 4.8 * n_layers + label_inches))
     for layer, probs in enumerate(attentions):
         for head in range(n_heads):
-            plot_attention(probs[head], labels, title=f"layer {layer + 1}, head {head + 1}", ax=axes[layer, head])
+            plot_attention(probs[head], labels, title=f"layer {layer + 1}, head {head + 1}", ax=axes[layer, head],
+                           xlabels=layer == n_layers - 1, ylabels=head == 0)
     fig.suptitle(suptitle)
     fig.tight_layout(rect=(0, 0, 1, 0.97))  # leave room for the overall title
     return fig

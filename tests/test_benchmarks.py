@@ -26,7 +26,7 @@ def test_reproduce_writes_both_protocols_and_keeps_the_papers_row_apart(tmp_path
     assert result["status"] == "done" and result["protocol"] == protocol and result["epochs_run"] == 2
     assert result["config"]["include_valid_in_train"] == (protocol == "paper")
     assert [f"{watched}_sampled_NDCG@10" in row for row in result["curve"]] == [True, True]
-    assert set(result["test"]) == {"full", "sampled"}
+    assert set(result["test"]) == {"full", "full_filtered", "sampled"}
     metrics = ("HR@1", "HR@5", "HR@10", "NDCG@5", "NDCG@10", "MRR")
     assert set(metrics) <= set(result["test"]["sampled"])
     # a 2-epoch model on synthetic data is nowhere near the paper: its row must not have leaked into ours

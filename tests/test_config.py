@@ -49,3 +49,35 @@ def test_smoke_switch(monkeypatch):
     assert is_smoke_run()
     monkeypatch.setenv("MINIBERT4REC_SMOKE", "0")
     assert not is_smoke_run()
+
+
+def test_dataset_switch_picks_the_data_and_its_sizes(monkeypatch):
+    from minibert4rec.config import run_sizes
+
+    monkeypatch.delenv("MINIBERT4REC_SMOKE", raising=False)
+    monkeypatch.delenv("MINIBERT4REC_DATASET", raising=False)
+    full = run_sizes()
+    assert full["dataset"] == "ml-1m" and full["config"].max_seq_length == 200 and not full["smoke"]
+    monkeypatch.setenv("MINIBERT4REC_DATASET", "ml-100k")  # offline, at its normal size: the CLI's defaults
+    small = run_sizes()
+    assert small["dataset"] == "ml-100k" and small["config"] == BERT4RecConfig() and not small["smoke"]
+    monkeypatch.setenv("MINIBERT4REC_SMOKE", "1")  # smoke sizes, on the dataset asked for
+    assert run_sizes()["smoke"] and run_sizes()["config"].epochs == 1 and run_sizes()["dataset"] == "ml-100k"
+
+
+def test_threads_option(monkeypatch):
+    import torch
+
+    from minibert4rec import config as config_module
+
+    assert BERT4RecConfig().threads == 0 and BERT4RecConfig(threads=3) == BERT4RecConfig()  # not the run's identity
+    with pytest.raises(ValueError, match="threads=-1 must be a non-negative integer"):
+        BERT4RecConfig(threads=-1)
+    for cores, expected in ((1, 1), (2, 1), (4, 2), (16, 4), (None, 1)):
+        monkeypatch.setattr("os.cpu_count", lambda cores=cores: cores)
+        assert config_module.default_threads() == expected
+    before = torch.get_num_threads()
+    try:
+        assert config_module.set_threads(2) == 2 and torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)

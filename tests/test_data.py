@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import io
+import os
 import time
 import zipfile
 from pathlib import Path
@@ -21,6 +22,12 @@ SHARED = Path(__file__).parents[2] / "shared" / "data"
 
 # The same 5 interactions in every format: (user, item, rating, timestamp), in file order.
 ROWS = [(2, 10, 5, 300), (1, 20, 3, 200), (1, 10, 4, 100), (2, 30, 1, 100), (1, 30, 2, 200)]
+
+
+def current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def write(path: Path, text: str, encoding: str = "utf-8") -> Path:
@@ -42,6 +49,14 @@ def offline(monkeypatch):
 
     monkeypatch.setattr(data, "_fetch", no_network)
     monkeypatch.setattr(data, "_pip_download", no_network)
+
+
+@pytest.fixture
+def unchecked(monkeypatch):
+    """Known datasets without their published line counts and hashes, so that tiny hand-written files pass
+    (tests/test_bad_inputs.py checks that the real checks refuse them)."""
+    for name, spec in KNOWN_DATASETS.items():
+        monkeypatch.setitem(data.KNOWN_DATASETS, name, dataclasses.replace(spec, expected=()))
 
 
 # ------------------------------------------------------------------------------------------------ readers
@@ -79,7 +94,7 @@ def test_read_titles_every_format(tmp_path):
     assert read_titles(item) == {1: "Toy Story (1995)"}
 
 
-def test_cache_layout_and_title_files(tmp_path, offline):
+def test_cache_layout_and_title_files(tmp_path, offline, unchecked):
     folder = tmp_path / "ml-1m"
     write(folder / "sequences_by_time.txt", "1 2\n1 1\n")
     write(folder / "movies.dat", "1::Toy Story (1995)::Animation\n2::Jumanji (1995)::Adventure\n", "latin-1")
@@ -175,7 +190,8 @@ def test_unknown_dataset_name_lists_known_ones(tmp_path):
 
 
 def test_datasets_without_download_say_where_to_put_the_file(tmp_path, offline):
-    with pytest.raises(FileNotFoundError, match=r"beauty has no official download: put the BERT4Rec .*beauty.txt"):
+    with pytest.raises(FileNotFoundError, match=r"beauty is not in .* has no official download.\nPut the BERT4Rec "
+                                                r".*beauty.txt"):
         load_dataset("beauty", tmp_path)
     write(tmp_path / "steam" / "steam.txt", "1 1\n" * 5)
     assert load_dataset("steam", tmp_path, 1, 1).sequences == [[1] * 5]
@@ -187,9 +203,19 @@ def test_no_network_says_what_to_download_and_where(tmp_path, offline):
     message = str(error.value)
     assert "could not download https://files.grouplens.org/datasets/movielens/ml-1m.zip" in message
     assert str(tmp_path / "ml-1m.zip") in message and str(tmp_path / "ml-1m" / "ratings.dat") in message
-    with pytest.raises(FileNotFoundError, match=r"ml-100k.zip.*recbole==1.2.1 from PyPI, failed too.*"
+    with pytest.raises(FileNotFoundError, match=r"(?s)ml-100k.zip.*recbole==1.2.1 from PyPI, failed too.*"
                                                 r"put it at .*ml-100k.zip"):
         load_interactions("ml-100k", tmp_path)
+
+
+def test_a_missing_dataset_is_a_short_message_without_traceback_in_jupyter(tmp_path, offline):
+    """The notebooks' data cell: what is missing, where to put it, how to switch to ml-100k; no stack trace."""
+    with pytest.raises(data.DatasetUnavailable) as error:
+        load_dataset("ml-1m", tmp_path)
+    lines = error.value._render_traceback_()  # what IPython prints instead of a traceback
+    assert lines[0].startswith("DatasetUnavailable: ml-1m is not in ") and len(lines) == 3
+    assert "put it at" in lines[1] and "MINIBERT4REC_DATASET=ml-100k" in lines[2]
+    assert "Traceback" not in "\n".join(lines) and all(len(line) < 400 for line in lines)
 
 
 def fake_zip(name: str, files: dict[str, str]) -> bytes:
@@ -209,25 +235,28 @@ def test_grouplens_download_checksum_and_atomic_extract(tmp_path, monkeypatch):
         dest.write_bytes(payload)
 
     monkeypatch.setattr(data, "_fetch", fetch)
-    monkeypatch.setattr(data, "_pip_download", lambda *a: pytest.fail("GroupLens worked: no second source"))
+    monkeypatch.setattr(data, "_pip_download", lambda *a: (_ for _ in ()).throw(ConnectionError("no PyPI")))
     payload = b"<html>not a zip</html>"
-    with pytest.raises(ValueError, match=r"checksum mismatch for .*ml-100k.zip.*delete it and run again"):
-        download("ml-100k", tmp_path)
+    with pytest.raises(ValueError, match=r"checksum mismatch for .*ml-100k.zip.*second source.*failed too"):
+        download("ml-100k", tmp_path)  # the second source is tried after a damaged download
     assert sorted(p.name for p in tmp_path.iterdir()) == []  # the bad download is gone, no temporary files left
+    monkeypatch.setattr(data, "_pip_download", lambda *a: pytest.fail("GroupLens worked: no second source"))
 
     spec = dataclasses.replace(KNOWN_DATASETS["ml-100k"], sha256=hashlib.sha256(good).hexdigest())
     monkeypatch.setitem(data.KNOWN_DATASETS, "ml-100k", spec)
     payload = good
     assert download("ml-100k", tmp_path, progress=False) == tmp_path / "ml-100k"
-    assert sorted(p.name for p in tmp_path.rglob("*")) == ["ml-100k", "ml-100k.zip", "u.data", "u.item"]
+    assert sorted(p.name for p in tmp_path.rglob("*")) == ["SHA256SUMS", "ml-100k", "ml-100k.zip", "u.data", "u.item"]
+    assert oct((tmp_path / "ml-100k" / "SHA256SUMS").stat().st_mode & 0o777) == oct(0o666 & ~current_umask())
     result = load_dataset("ml-100k", tmp_path, 1, 1)  # cached now: no second download
     assert (result.sequences, result.title(2), len(calls)) == ([[1, 2]], "B (1991)", 2)
 
-    (tmp_path / "ml-100k" / "u.data").unlink()  # a zip already there is checked, never silently replaced
+    (tmp_path / "ml-100k" / "u.data").unlink()  # a damaged zip already there is moved aside and downloaded again
     (tmp_path / "ml-100k.zip").write_bytes(good[:-10])
-    with pytest.raises(ValueError, match="checksum mismatch"):
-        download("ml-100k", tmp_path)
-    assert (tmp_path / "ml-100k.zip").exists() and len(calls) == 2
+    with pytest.warns(UserWarning, match="is damaged .* moved it to .*ml-100k.zip.corrupt"):
+        download("ml-100k", tmp_path, progress=False)
+    assert (tmp_path / "ml-100k.zip").read_bytes() == good and (tmp_path / "ml-100k.zip.corrupt").exists()
+    assert len(calls) == 3 and load_dataset("ml-100k", tmp_path, 1, 1).sequences == [[1, 2]]
 
 
 def test_recbole_wheel_is_the_second_source_for_ml_100k(tmp_path, monkeypatch):
@@ -249,7 +278,9 @@ def test_recbole_wheel_is_the_second_source_for_ml_100k(tmp_path, monkeypatch):
         download("ml-100k", tmp_path)
     monkeypatch.setattr(data, "RECBOLE_SHA256", hashlib.sha256(buffer.getvalue()).hexdigest())
     download("ml-100k", tmp_path)
-    assert sorted(p.name for p in (tmp_path / "ml-100k").iterdir()) == ["ml-100k.inter", "ml-100k.item"]
+    assert sorted(p.name for p in (tmp_path / "ml-100k").iterdir()) == ["SHA256SUMS", "ml-100k.inter", "ml-100k.item"]
+    modes = {oct(p.stat().st_mode & 0o777) for p in (tmp_path / "ml-100k").iterdir()}
+    assert modes == {oct(0o666 & ~current_umask())}  # not 0600: readable like any download
     result = load_dataset("ml-100k", tmp_path, 1, 1)
     assert result.sequences == [[1, 2]] and result.title(1) == "Toy Story (1995)" and result.name == "ml-100k"
     with pytest.raises(ValueError, match="'recbole' exists for ml-100k only"):
@@ -277,13 +308,13 @@ def test_malformed_titles_name_file_and_line(tmp_path):
         read_titles(write(tmp_path / "movies.dat", "1::A::x\n2\n"))
 
 
-def test_install_shared_copy(tmp_path):
+def test_install_shared_copy(tmp_path, unchecked):
     src = tmp_path / "shared"
     write(src / "sequences_by_time.txt", "1 1\n")
     write(src / "movies.dat", "1::A (1990)::x\n")
     write(src / "users.dat", "not needed\n")
     folder = install_shared_copy("ml-1m", src, tmp_path / "data")
-    assert sorted(p.name for p in folder.iterdir()) == ["movies.dat", "sequences_by_time.txt"]
+    assert sorted(p.name for p in folder.iterdir()) == ["SHA256SUMS", "movies.dat", "sequences_by_time.txt"]
     assert load_dataset("ml-1m", tmp_path / "data", 1, 1).title(1) == "A (1990)"
     with pytest.raises(FileNotFoundError, match="holds none of the beauty interaction files"):
         install_shared_copy("beauty", src, tmp_path / "data")

@@ -93,8 +93,8 @@ def test_sharded_evaluation_is_the_one_process_evaluation_of_the_same_weights(ru
     for name in ("valid", "test"):  # B evaluated with batches of 64 users: 5 batches, 3 on rank 0 and 2 on rank 1
         one = evaluate(model, getattr(split, f"{name}_inputs"), getattr(split, f"{name}_targets"), data.item_counts(),
                        max_len=config.max_seq_length, mask_id=data.mask_id, seed=config.seed, batch_size=EVAL_BATCH,
-                       n_negatives=config.eval_negatives)
-        assert one == ranks[0][name]  # exactly, every metric of both protocols
+                       n_negatives=config.eval_negatives, interacted=[data.sequences[u] for u in split.eval_users])
+        assert one == ranks[0][name]  # exactly, every metric of every protocol
 
 
 def test_loss_trajectory_matches_one_process_with_the_global_batch(run):
@@ -108,9 +108,9 @@ def test_the_command_line_writes_once_and_states_the_global_batch(run):
     a = run["out"] / "A"
     metrics = json.loads((a / "metrics.json").read_text())
     assert metrics["world_size"] == 2 and metrics["global_batch_size"] == 32
-    assert set(metrics["test"]) == {"full", "sampled"}
+    assert set(metrics["test"]) == {"full", "full_filtered", "sampled"}
     assert "data-parallel: 2 processes (gloo), global batch 32 = 16 per rank x 2, lr 0.01" in run["stdout"]
-    assert run["stdout"].count("test / full") == 1  # one results table, from rank 0
+    assert run["stdout"].count("test / sampled") == 1  # one results table, from rank 0
     assert not list(a.glob("*.tmp"))
 
 

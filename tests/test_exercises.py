@@ -31,7 +31,7 @@ def _printed(fn, *args) -> str:
 def test_every_exercise_has_a_check_hints_and_a_solution_file():
     assert set(ex.CHECKS) == set(IMPLEMENT)
     for name, e in ex.EXERCISES.items():
-        assert 2 <= len(e.hints) <= 3 and e.notebook in {f"0{i}" for i in range(1, 9)}
+        assert len(e.hints) == 3 and e.notebook in {f"0{i}" for i in range(1, 9)}
         assert ex.solution_path(name).is_file(), f"missing solution for {name}"
         if e.kind == "implement":
             assert (SOLUTIONS / "wrong" / f"{name}.py").is_file(), f"missing known-wrong answer for {name}"
@@ -131,10 +131,26 @@ def test_cloze_mask_properties_catch_common_mistakes():
     assert "of the real items, expected about" in repr(ex.check_cloze_mask(double_rate))
 
 
+def _code(text: str) -> str:
+    return "".join(text.split()).removeprefix("return")
+
+
+@pytest.mark.parametrize("name", IMPLEMENT)
+def test_no_hint_gives_the_solution_away(name):
+    """A ladder: hint(name, 3) is the strongest hint, but no line of the solution's code is in any hint."""
+    hints = _code(_printed(ex.hint, name, 3))
+    code = [line.split("#")[0] for line in (SOLUTIONS / f"{name}.py").read_text().splitlines()]
+    code = [_code(line) for line in code if line.strip() and not line.strip().startswith(("def ", "import ", "from ",
+                                                                                        '"""', "return a"))]
+    leaked = [line for line in code if len(line) >= 16 and line in hints]
+    assert not leaked, f"hints of {name} contain solution code: {leaked}"
+
+
 def test_hint_solution_and_list_print_help():
-    assert _printed(ex.hint, "ndcg_at_k").startswith("Hint 1/2: ")
+    assert _printed(ex.hint, "ndcg_at_k").startswith("Hint 1/3: ")
     assert "(more: hint('ndcg_at_k', 2))" in _printed(ex.hint, "ndcg_at_k")
-    assert _printed(ex.hint, "ndcg_at_k", 9).count("Hint ") == 2
+    assert _printed(ex.hint, "ndcg_at_k", 9).count("Hint ") == 3
+    assert "the answer: solution('ndcg_at_k')" in _printed(ex.hint, "ndcg_at_k", 3)
     assert "def causal_mask(n: int)" in _printed(ex.solution, "causal_mask")
     assert "2.11" in _printed(ex.solution, "expected_masks")
     table = _printed(ex.list_exercises).splitlines()

@@ -240,8 +240,7 @@ def test_evaluate_equals_a_plain_loop_over_users(causal):
                  for n in torch.randint(1, 30, (37,), generator=g)]
     targets = torch.randint(1, n_items + 1, (37,), generator=g).tolist()
     counts = torch.randint(1, 50, (n_items + 1,), generator=g)
-    got = evaluate(model, histories, targets, counts, max_len=max_len, mask_id=n_items + 1, batch_size=8,
-                   exclude_seen=True)
+    got = evaluate(model, histories, targets, counts, max_len=max_len, mask_id=n_items + 1, batch_size=8)
     # reference: users in their own order, full max_len inputs, the same negatives (same seed, same batches)
     model.eval()
     with torch.no_grad():
@@ -250,7 +249,33 @@ def test_evaluate_equals_a_plain_loop_over_users(causal):
     generator = torch.Generator().manual_seed(0)
     negatives = torch.cat([sample_negatives(counts, targets[s:s + 8], 100, exclude=histories[s:s + 8],
                                             generator=generator) for s in range(0, 37, 8)])
-    want_full = ranking_metrics(target_ranks(scores, targets, exclude=histories))
+    want_full = ranking_metrics(target_ranks(scores, targets))
+    want_filtered = ranking_metrics(target_ranks(scores, targets, exclude=histories))
     want_sampled = ranking_metrics(sampled_ranks(scores, torch.tensor(targets), negatives))
     assert got["full"] == pytest.approx(want_full, abs=1e-6)
+    assert got["full_filtered"] == pytest.approx(want_filtered, abs=1e-6)
     assert got["sampled"] == pytest.approx(want_sampled, abs=1e-6)
+    # removing seen items can only lift the target: the filtered ranks are never worse
+    assert got["full_filtered"]["MRR"] >= got["full"]["MRR"] and got["full_filtered"] != got["full"]
+
+
+def test_evaluate_keeps_everything_the_user_touched_out_of_the_negatives():
+    """Validation users' negatives must not contain their own (future) test item: ``interacted`` is excluded."""
+    from minibert4rec.config import BERT4RecConfig
+    from minibert4rec.model import PopularityModel
+    from minibert4rec.train import evaluate
+
+    n_items = 120
+    counts = torch.ones(n_items + 1, dtype=torch.long)
+    counts[100] = 10**9  # item 100 is so popular that it is drawn whenever it is allowed ...
+    counts[4] = 10**6  # ... and it is the only item the popularity model ranks above the target, item 4
+    histories, targets = [[1, 2, 3]] * 5, [4] * 5
+    model = PopularityModel(counts)
+    seen = evaluate(model, histories, targets, counts, max_len=5, mask_id=n_items + 1, protocols=("sampled",),
+                    n_negatives=110, interacted=[[1, 2, 3, 100]] * 5)
+    unseen = evaluate(model, histories, targets, counts, max_len=5, mask_id=n_items + 1, protocols=("sampled",),
+                      n_negatives=110)
+    # with item 100 among the negatives the popularity model ranks the target below it; without it, not
+    assert seen["sampled"]["HR@1"] == 1.0 and unseen["sampled"]["HR@1"] == 0.0
+    with pytest.raises(ValueError, match="unknown protocol"):
+        evaluate(model, histories, targets, counts, max_len=5, mask_id=n_items + 1, protocols=("ful",))

@@ -148,16 +148,18 @@ def test_cli_train_evaluate_recommend(tmp_path, capsys, data):
     assert code == 0
     assert {"config.json", "metrics.json", "checkpoint.pt", "history.csv"} <= {p.name for p in out.iterdir()}
     metrics = json.loads((out / "metrics.json").read_text())
-    assert set(metrics["test"]) == {"full", "sampled"}
+    assert set(metrics["test"]) == {"full", "full_filtered", "sampled"}
     assert set(metrics["test"]["full"]) >= {"HR@1", "HR@5", "HR@10", "NDCG@5", "NDCG@10", "MRR"}
     printed = capsys.readouterr().out
-    assert "test / sampled" in printed
+    assert "test / sampled (100 neg.)" in printed and "test / full, seen removed" in printed
     assert cli.main(["evaluate", "--checkpoint", str(out / "checkpoint.pt")]) == 0
     table = capsys.readouterr().out
     assert f"{metrics['test']['full']['NDCG@10']:.4f}" in table  # the same numbers again
     raw = data.item_ids[data.sequences[0][0] - 1]
     assert cli.main(["recommend", "--checkpoint", str(out / "checkpoint.pt"), "--items", str(raw), "-k", "3"]) == 0
-    assert len(capsys.readouterr().out.strip().splitlines()) == 4
+    printed = capsys.readouterr().out
+    assert printed.startswith("history (1 item, oldest first):")  # the input echoed, then the 3 recommendations
+    assert len(printed.split("top 3 next items (history items removed):")[1].strip().splitlines()) == 4
     assert cli.main(["recommend", "--checkpoint", str(out / "checkpoint.pt"), "--items", "999999", "-k", "3"]) == 2
     assert "not in" in capsys.readouterr().err
     assert model_from_checkpoint(load_checkpoint(out / "checkpoint.pt")).n_items == data.n_items

@@ -1,0 +1,108 @@
+"""The command line for real use: resume after a crash, never overwrite a run silently, plain help texts."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from minibert4rec import cli
+from minibert4rec.data import synthetic_sequences
+from minibert4rec.train import load_checkpoint
+
+ROOT = Path(__file__).resolve().parents[1]
+EPOCHS = 6
+
+
+@pytest.fixture(scope="module")
+def run_args(tmp_path_factory):
+    """A tiny 'user item' dataset and the train options of a run that takes about a second."""
+    tmp = tmp_path_factory.mktemp("cli")
+    data = synthetic_sequences(n_users=150, n_items=120, seed=0, p_follow=0.9)
+    path = tmp / "seq.txt"
+    path.write_text("".join(f"{u + 1} {i}\n" for u, seq in enumerate(data.sequences) for i in seq))
+    (tmp / "cfg.json").write_text('{"eval_negatives": 20}')
+    return ["--dataset", str(path), "--data-dir", str(tmp), "--config", str(tmp / "cfg.json"), "--epochs",
+            str(EPOCHS), "--device", "cpu", "--threads", "1", "--max-seq-length", "10", "--hidden-size", "16",
+            "--inner-size", "32", "--batch-size", "32", "--eval-every", "3", "--quiet"]
+
+
+def _results(out: Path) -> dict:
+    metrics = json.loads((out / "metrics.json").read_text())
+    return {k: metrics[k] for k in ("valid", "test", "best_epoch")}
+
+
+def test_resume_after_kill_9_gives_the_uninterrupted_runs_metrics(tmp_path, run_args, capsys):
+    crashed = tmp_path / "crashed"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    process = subprocess.Popen([sys.executable, "-m", "minibert4rec", "train", *run_args, "--out", str(crashed)],
+                               env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 120
+        while not (crashed / "checkpoint.pt").exists() and process.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.005)
+        process.send_signal(signal.SIGKILL)  # kill -9 right after the first checkpoint: no clean-up of any kind
+    finally:
+        process.kill()
+        _, stderr = process.communicate()
+    assert process.returncode == -signal.SIGKILL, stderr.decode()[-2000:]
+    state = load_checkpoint(crashed / "checkpoint.pt")
+    stopped_at = state["epoch"]
+    assert 1 <= stopped_at < EPOCHS and not (crashed / "metrics.json").exists()
+
+    # without --resume the unfinished run is not started over
+    assert cli.main(["train", *run_args, "--out", str(crashed)]) == 2
+    assert "unfinished run (epoch" in capsys.readouterr().err
+    # --resume keeps the run's config: another value is refused, --threads may differ
+    assert cli.main(["train", *run_args, "--out", str(crashed), "--resume", "--epochs", "99"]) == 2
+    assert "epochs=99 (the run has 6)" in capsys.readouterr().err
+    assert cli.main(["train", *run_args, "--out", str(crashed), "--resume"]) == 0
+    assert f"resuming {crashed} after epoch {stopped_at} of {EPOCHS}" in capsys.readouterr().out
+
+    uninterrupted = tmp_path / "uninterrupted"
+    assert cli.main(["train", *run_args, "--out", str(uninterrupted)]) == 0
+    assert _results(crashed) == _results(uninterrupted)  # the same metrics, to the last digit
+    history = pd.read_csv(crashed / "history.csv")
+    assert history["epoch"].tolist() == list(range(1, EPOCHS + 1))
+    # the epochs before the crash were not trained again: their timings are the crashed process's
+    assert history["epoch_seconds"].tolist()[:stopped_at] == [row["epoch_seconds"] for row in state["history"]]
+
+
+def test_train_refuses_to_overwrite_a_finished_run(tmp_path, run_args, capsys):
+    out = tmp_path / "run"
+    args = [*run_args[: run_args.index("--epochs")], "--epochs", "1", *run_args[run_args.index("--epochs") + 2:]]
+    assert cli.main(["train", *args, "--out", str(out)]) == 0
+    finished = (out / "metrics.json").read_text()
+    capsys.readouterr()
+    assert cli.main(["train", *args, "--out", str(out), "--seed", "1"]) == 2
+    refused = capsys.readouterr().err
+    assert "already holds a finished run" in refused and "--overwrite" in refused
+    assert (out / "metrics.json").read_text() == finished  # untouched
+    assert cli.main(["train", *args, "--out", str(out), "--seed", "1", "--overwrite"]) == 0
+    assert json.loads((out / "metrics.json").read_text()) != json.loads(finished)
+    # a run folder given as --checkpoint is read; a folder without a checkpoint names the file it expected
+    capsys.readouterr()
+    assert cli.main(["evaluate", "--checkpoint", str(out)]) == 0
+    assert cli.main(["evaluate", "--checkpoint", str(tmp_path)]) == 2
+    assert f"holds no checkpoint.pt; give the file that train --out {tmp_path} writes, " \
+           f"{tmp_path / 'checkpoint.pt'}" in capsys.readouterr().err
+
+
+def test_help_is_plain_text_with_defaults():
+    parser = cli.build_parser()
+    subparsers = next(a for a in parser._actions if a.__class__.__name__ == "_SubParsersAction").choices
+    for name, sub in {"": parser, **subparsers}.items():
+        text = sub.format_help()
+        assert "``" not in text and ":func:" not in text, name
+    train = subparsers["train"].format_help()
+    for shown in ("--epochs N            config option epochs (default: 50)", "(default: ml-100k",
+                  "--resume", "--overwrite", "--threads N"):
+        assert shown in train, shown
+    download = subparsers["download"].format_help()
+    assert "--min-user-count" not in download and "--config" not in download
+    assert "{ml-100k,ml-1m,ml-20m}" in download  # only what has a download
