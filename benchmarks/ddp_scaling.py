@@ -45,7 +45,7 @@ def worker(args: argparse.Namespace) -> None:
         data = dataclasses.replace(data, sequences=data.sequences[: args.users], user_ids=data.user_ids[: args.users])
     config = BERT4RecConfig(max_seq_length=args.max_seq_length, batch_size=args.global_batch // parallel.world_size,
                             epochs=args.epochs, eval_every=args.eval_every, device=args.device,
-                            **json.loads(args.config))
+                            threads=args.threads, **json.loads(args.config))  # train() sets the threads from it
     result = train(config, data, progress=False)
     if parallel.is_main:
         Path(args.worker).write_text(json.dumps({
