@@ -185,6 +185,7 @@ def _refuse_to_overwrite(out: Path) -> None:
 def cmd_train(args: argparse.Namespace) -> int:
     if not args.resume:
         _config_from_args(args)  # first: a bad option is reported before torch is even imported
+    from .distributed import init_from_env
     from .train import check_before_training, load_checkpoint, train
 
     if args.resume and args.overwrite:
@@ -208,28 +209,36 @@ def cmd_train(args: argparse.Namespace) -> int:
                                  f"not {given}; drop the option or give the run's value.")
         args.dataset = stored.get("dataset", args.dataset)  # the run's data, wherever it was read from
         args.data_dir = stored.get("data_dir", args.data_dir)
+        parallel = init_from_env(config.device)  # under torchrun: join the other ranks; else rank 0 of 1, no set-up
         data = _load(args)
     else:
         config = _config_from_args(args)
-        data = _load(args)
+        parallel = init_from_env(config.device)  # (the same; a run without torchrun sets up nothing)
+        with parallel.main_first():  # rank 0 downloads, if needed, before the others read
+            data = _load(args)
         check_before_training(config, data)  # before anything is written
         out = Path(args.out or f"runs/{data.name}")
-        if args.overwrite:
+        if args.overwrite and parallel.is_main:
             for name in ("metrics.json", "history.csv", "checkpoint.pt"):
                 (out / name).unlink(missing_ok=True)
         else:
             _refuse_to_overwrite(out)
-    out.mkdir(parents=True, exist_ok=True)
-    remove_stale_temporaries(out)
-    config.save(out / "config.json")
+    if parallel.is_main:  # [distributed] one writer
+        out.mkdir(parents=True, exist_ok=True)
+        remove_stale_temporaries(out)
+        config.save(out / "config.json")
     dataset_info = _dataset_info(args)
-    if state is not None:
+    if state is not None and parallel.is_main:
         print(f"resuming {out} after epoch {state['epoch']} of {config.epochs}")
-    print(f"training BERT4Rec on {data.name}: {data.n_users:,} users, {data.n_items:,} items -> {out}")
+    if parallel.is_main:
+        print(f"training BERT4Rec on {data.name}: {data.n_users:,} users, {data.n_items:,} items -> {out}")
     result = train(config, data, out_dir=out, resume_from=resume_from, progress=not args.quiet,
                    dataset_info=dataset_info)
+    parallel.close()
+    if not parallel.is_main:  # every rank holds the same results; rank 0 writes and prints them
+        return 0
     summary = {"valid": result.valid, "test": result.test, "best_epoch": result.best_epoch,
-               "train_seconds": result.train_seconds, "device": result.device, "dataset": data.name}
+               "train_seconds": result.train_seconds, "device": result.device, "dataset": data.name, **result.extra}
     atomic_write(out / "history.csv", result.history.to_csv(index=False))
     atomic_write(out / "metrics.json", json.dumps(summary, indent=2) + "\n")  # last: it means the run finished
     print(f"best epoch {result.best_epoch}, {result.train_seconds:.0f}s of training on {result.device}")

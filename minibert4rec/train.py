@@ -10,6 +10,7 @@ What a senior engineer expects from a training loop, each in a few lines:
 * AdamW (no weight decay on biases, LayerNorms and embeddings), linear warm-up then linear decay, gradient clipping;
 * the device chosen automatically (cuda > mps > cpu), bf16 autocast on CUDA, optional ``torch.compile``;
 * a tqdm bar with the loss and the throughput; the history as a pandas DataFrame;
+* data-parallel training when launched by ``torchrun`` (``distributed.py``; the hooks are marked ``[distributed]``);
 * a checkpoint after every epoch (model, optimizer, scheduler, RNG state, config, epoch), written atomically and
   readable with ``torch.load(weights_only=True)``; resuming from it gives bit-for-bit the run that never stopped.
 """
@@ -26,6 +27,7 @@ from typing import Any, Callable
 import pandas as pd
 import torch
 
+from . import distributed
 from .config import BERT4RecConfig, set_threads, training_memory_lower_bound
 from .data import SequenceData
 from .files import atomic_write, remove_stale_temporaries
@@ -104,6 +106,7 @@ def evaluate(
     seed: int = 0,
     ks: tuple[int, ...] = (1, 5, 10),
     device: torch.device | str | None = None,
+    shard: tuple[int, int] = (0, 1),
 ) -> dict[str, dict[str, float]]:
     """Rank each user's held-out ``target`` given ``history``; return ``{protocol: {metric: value}}``.
 
@@ -117,6 +120,9 @@ def evaluate(
       negatives (default: the history; the trainer passes the user's *whole* sequence, so that a validation
       user's test item is never drawn as a negative either). The negatives come from a generator seeded with
       ``seed``, so every evaluation of every model sees the same candidates.
+
+    ``shard=(rank, world_size)`` (data-parallel runs, see ``distributed.py``): this process scores every
+    world_size-th batch of users and the ranks are summed over processes: the metrics are those of one process.
     """
     unknown = sorted(set(protocols) - set(PROTOCOLS))
     if unknown:
@@ -143,7 +149,7 @@ def evaluate(
     lengths = torch.tensor([min(len(h), max_len) for h in histories], dtype=torch.long)
     order = torch.argsort(lengths, stable=True)
     ranks = {p: torch.zeros(len(histories), dtype=torch.long) for p in protocols}  # (U,) rank of each target
-    for idx in order.split(batch_size):
+    for idx in order.split(batch_size)[shard[0] :: shard[1]]:  # [distributed] this rank's batches (all of them: 0::1)
         batch_hist = [histories[i] for i in idx.tolist()]
         batch_targets = all_targets[idx]
         inputs = trim_left_padding(model_inputs(model, batch_hist, max_len, mask_id)).to(device)
@@ -155,6 +161,8 @@ def evaluate(
         if "sampled" in protocols:
             ranks["sampled"][idx] = sampled_ranks(scores, batch_targets, negatives[idx])
     model.train(was_training)
+    if shard[1] > 1:  # [distributed] each rank filled its own users' ranks and left 0 elsewhere: sum = everyone's
+        ranks = {p: distributed.sum_over_ranks(r, device) for p, r in ranks.items()}
     return {p: ranking_metrics(r, ks=ks) for p, r in ranks.items()}
 
 
@@ -333,9 +341,15 @@ def train(
     past that much training time.
     ``dataset_info`` (e.g. ``{"dataset": "ml-1m"}``) is stored in the checkpoint so that
     ``evaluate`` and ``recommend`` can reload the data.
+
+    Under torchrun (a process group set up, e.g. by ``distributed.init_from_env``) every rank calls ``train``:
+    ``config.batch_size`` is then the batch *per rank*, the global batch is ``batch_size x world_size`` and the
+    learning rate is ``config.learning_rate`` as given; only rank 0 prints and writes (``distributed.py``).
     """
     set_threads(config.threads)  # 0 = default_threads(): one core left free, so a busy machine stays fast
-    device = choose_device(config.device)
+    parallel = distributed.current()  # [distributed] rank 0 of 1 unless torchrun set up a process group
+    device = parallel.place(choose_device(config.device))
+    batch_size = config.batch_size * parallel.world_size  # [distributed] the global batch (= batch_size for 1 process)
     check_before_training(config, data, device)
     torch.manual_seed(config.seed)  # dropout (and BPR negatives) use the global generator; saved in checkpoints
     split = data.split(config.include_valid_in_train)
@@ -346,7 +360,7 @@ def train(
     watched_inputs, watched_targets = getattr(split, f"{watched}_inputs"), getattr(split, f"{watched}_targets")
     interacted = [data.sequences[u] for u in split.eval_users]  # never a sampled negative: all the user's items
     eval_kwargs = dict(max_len=config.max_seq_length, mask_id=data.mask_id, batch_size=eval_batch_size,
-                       seed=config.seed, device=device, n_negatives=config.eval_negatives)
+                       seed=config.seed, device=device, n_negatives=config.eval_negatives, shard=parallel.shard)
     curve_users = curve_subset(len(watched_targets), config.eval_users, config.seed)  # the curve's users
     model = BERT4Rec(config, data.n_items).to(device)
     if config.output_bias_init == "popularity":
@@ -354,11 +368,11 @@ def train(
     if config.causal:
         windows = ClozeDataset(split.train, config.max_seq_length, config.mask_ratio, data.mask_id, data.n_items,
                                step=config.window_step, seed=config.seed).windows
-        steps_per_epoch = math.ceil(len(windows) / config.batch_size)
+        steps_per_epoch = math.ceil(len(windows) / batch_size)
     else:
         dataset = ClozeDataset(split.train, config.max_seq_length, config.mask_ratio, data.mask_id, data.n_items,
                                step=config.window_step, last_item_ratio=config.last_item_ratio, seed=config.seed)
-        steps_per_epoch = dataset.num_batches(config.batch_size)
+        steps_per_epoch = dataset.num_batches(batch_size)
     total_steps = steps_per_epoch * config.epochs
     optimizer = make_optimizer(model, config)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_linear_decay(config.warmup_steps, total_steps))
@@ -366,6 +380,11 @@ def train(
     use_amp = config.amp and device.type == "cuda" and torch.cuda.is_bf16_supported(including_emulation=False)
     if config.compile:
         model.compile()
+    loss_fn = model.loss if not parallel.enabled else parallel.replicate(model, device)  # [distributed] DDP replica
+    if parallel.enabled and parallel.is_main:  # [distributed] state the global batch and the learning rate
+        print(f"data-parallel: {parallel.world_size} processes ({parallel.backend}), global batch {batch_size} = "
+              f"{config.batch_size} per rank x {parallel.world_size}, lr {config.learning_rate:g}, "
+              f"{steps_per_epoch} steps per epoch")
 
     history: list[dict[str, float]] = []
     best = {"score": -1.0, "epoch": 0, "bad_evals": 0}
@@ -373,7 +392,7 @@ def train(
     best_state: dict[str, torch.Tensor] | None = None
     start_epoch, elapsed = 1, 0.0
     dataset_info = {**(dataset_info or {"name": data.name}), "fingerprint": data.fingerprint()}
-    if out_dir is not None:
+    if out_dir is not None and parallel.is_main:
         remove_stale_temporaries(out_dir)  # what a killed earlier run left half-written
     if resume_from is not None:
         state = load_checkpoint(resume_from, map_location=device)
@@ -389,6 +408,9 @@ def train(
         if state.get("cuda_rng") is not None and torch.cuda.is_available():
             torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda_rng"]])
         history, best, best_state = list(state["history"]), dict(state["best"]), state["best_model"]
+        if history and history[-1].get("world_size", 1) != parallel.world_size:  # [distributed] batches depend on it
+            raise ValueError(f"checkpoint {resume_from} was trained by {history[-1].get('world_size', 1)} processes; "
+                             f"resume it with as many (torchrun --nproc_per_node), not {parallel.world_size}.")
         start_epoch, elapsed = state["epoch"] + 1, float(state["elapsed_seconds"])
 
     if init_from is not None:
@@ -402,17 +424,20 @@ def train(
     for epoch in range(start_epoch, last_epoch + 1):
         model.train()
         t0 = time.perf_counter()
-        batches = (causal_batches(windows, config.batch_size, config.seed, epoch) if config.causal
-                   else dataset.batches(config.batch_size, epoch, group_by_length=True))
-        bar = tqdm(batches, total=steps_per_epoch, desc=f"epoch {epoch}/{config.epochs}", disable=not progress,
-                   leave=False, mininterval=1.0)
+        batches = (causal_batches(windows, batch_size, config.seed, epoch) if config.causal
+                   else dataset.batches(batch_size, epoch, group_by_length=True))
+        if parallel.enabled:  # [distributed] this rank's rows of every global batch; its own dropout seed
+            batches = loss_fn.shard(batches)
+            parallel.seed_epoch(config.seed, epoch)
+        bar = tqdm(batches, total=steps_per_epoch, desc=f"epoch {epoch}/{config.epochs}",
+                   disable=not (progress and parallel.is_main), leave=False, mininterval=1.0)
         loss_sum, n_steps, n_sequences, n_tokens = torch.zeros((), device=device), 0, 0, 0
         for inputs, labels in bar:
             n_sequences += len(inputs)
             n_tokens += int((labels > 0).sum())
             inputs, labels = inputs.to(device, non_blocking=True), labels.to(device, non_blocking=True)
             with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=use_amp):
-                loss = model.loss(inputs, labels)
+                loss = loss_fn(inputs, labels)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if config.clip_grad_norm > 0:
@@ -427,12 +452,17 @@ def train(
         if device.type == "cuda":
             torch.cuda.synchronize()
         seconds = time.perf_counter() - t0
+        if parallel.enabled:  # [distributed] the whole run's numbers, the same on every rank
+            loss_sum, n_sequences, n_tokens, seconds = parallel.epoch_totals(loss_sum, n_sequences, n_tokens, seconds,
+                                                                             device)
         elapsed += seconds
         row: dict[str, float] = {
             "epoch": epoch, "train_loss": float(loss_sum) / max(1, n_steps), "lr": scheduler.get_last_lr()[0],
             "epoch_seconds": seconds, "elapsed_seconds": elapsed,
             "sequences_per_s": n_sequences / seconds, "tokens_per_s": n_tokens / seconds,
         }
+        if parallel.enabled:
+            row.update(world_size=parallel.world_size, global_batch_size=batch_size)
         if epoch % config.eval_every == 0 or epoch == config.epochs:
             watched_metrics = evaluate(model, [watched_inputs[u] for u in curve_users],
                                        [watched_targets[u] for u in curve_users], item_counts,
@@ -451,13 +481,13 @@ def train(
         history.append(row)
         if on_epoch_end is not None:
             on_epoch_end(row)
-        if progress:
+        if progress and parallel.is_main:
             shown = {k: round(v, 4) for k, v in row.items()
                      if k in ("train_loss", f"{watched}_full_filtered_NDCG@10", f"{watched}_sampled_NDCG@10")}
             tqdm.write(f"epoch {epoch}: {shown} ({seconds:.1f}s)")
         stop = config.patience > 0 and best["bad_evals"] >= config.patience
         stop = stop or (time_budget_s is not None and elapsed >= time_budget_s)
-        if out_dir is not None:
+        if out_dir is not None and parallel.is_main:  # [distributed] one writer
             save_checkpoint(Path(out_dir) / "checkpoint.pt", {
                 "version": CHECKPOINT_VERSION, "config": config.to_dict(), "n_items": data.n_items,
                 "epoch": epoch if not stop else config.epochs, "elapsed_seconds": elapsed,
@@ -484,8 +514,9 @@ def train(
                         interacted=interacted, **eval_kwargs)
 
     valid, test = final("valid"), final("test")
+    extra = {"world_size": parallel.world_size, "global_batch_size": batch_size} if parallel.enabled else {}
     return TrainResult(model=model, history=pd.DataFrame(history), valid=valid, test=test, best_epoch=best["epoch"],
-                       config=config, device=str(device), train_seconds=elapsed)
+                       config=config, device=str(device), train_seconds=elapsed, extra=extra)
 
 
 def evaluate_popularity(data: SequenceData, split_name: str = "test", seed: int = 0,

@@ -31,7 +31,7 @@ def _printed(fn, *args) -> str:
 def test_every_exercise_has_a_check_hints_and_a_solution_file():
     assert set(ex.CHECKS) == set(IMPLEMENT)
     for name, e in ex.EXERCISES.items():
-        assert len(e.hints) == 3 and e.notebook in {f"0{i}" for i in range(1, 8)}
+        assert len(e.hints) == 3 and e.notebook in {f"0{i}" for i in range(1, 9)}
         assert ex.solution_path(name).is_file(), f"missing solution for {name}"
         if e.kind == "implement":
             assert (SOLUTIONS / "wrong" / f"{name}.py").is_file(), f"missing known-wrong answer for {name}"

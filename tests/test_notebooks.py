@@ -7,10 +7,10 @@ import pytest
 
 NOTEBOOKS = sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 EXPECTED = ["01_data", "02_cloze_masking", "03_attention_from_scratch", "04_the_model", "05_training_on_a_gpu",
-            "06_evaluation", "07_attention_maps"]
+            "06_evaluation", "07_attention_maps", "08_distributed_training"]
 
 
-def test_all_seven_notebooks_exist():
+def test_all_eight_notebooks_exist():
     assert [p.stem for p in NOTEBOOKS] == EXPECTED
 
 
