@@ -519,15 +519,20 @@ def train(
                        config=config, device=str(device), train_seconds=elapsed, extra=extra)
 
 
-def evaluate_popularity(data: SequenceData, split_name: str = "test", seed: int = 0,
-                        n_negatives: int = 100) -> dict[str, dict[str, float]]:
-    """Metrics of the popularity baseline on the validation or test split (the floor every model must beat)."""
+def evaluate_popularity(data: SequenceData, split_name: str = "test", seed: int = 0, n_negatives: int = 100,
+                        include_valid_in_train: bool = False) -> dict[str, dict[str, float]]:
+    """Metrics of the popularity baseline on the validation or test split (the floor every model must beat).
+
+    Through the models' own path: the same training counts as the trainer (``include_valid_in_train`` as in the
+    model's config), the same negatives (``seed``: pass the model's ``config.seed`` to match its numbers),
+    never drawn from anything the user interacted with."""
     from .model import PopularityModel
 
-    split = data.split()
+    split = data.split(include_valid_in_train)
     histories = split.test_inputs if split_name == "test" else split.valid_inputs
     targets = split.test_targets if split_name == "test" else split.valid_targets
-    model = PopularityModel(data.item_counts())
-    return evaluate(model, histories, targets, data.item_counts(), max_len=2, mask_id=data.mask_id, seed=seed,
-                    device="cpu", n_negatives=n_negatives)
+    counts = data.item_counts(include_valid_in_train)
+    interacted = [data.sequences[u] for u in split.eval_users]
+    return evaluate(PopularityModel(counts), histories, targets, counts, max_len=2, mask_id=data.mask_id, seed=seed,
+                    device="cpu", n_negatives=n_negatives, interacted=interacted)
 
