@@ -2,7 +2,7 @@
 
 One epoch = every sliding window of every user's *training* history (``seq[:-2]``) once, Cloze-masked anew
 (``masking.ClozeDataset``). After every ``eval_every`` epochs the model ranks each user's validation item
-(``seq[-2]``) given ``seq[:-2]``; the best validation NDCG@10 (full ranking) picks the model that is finally
+(``seq[-2]``) given ``seq[:-2]``; the best validation NDCG@10 (full ranking, seen items removed) picks the model that is finally
 tested on ``seq[-1]`` given ``seq[:-1]`` — the leave-one-out protocol of the paper.
 
 What a senior engineer expects from a training loop, each in a few lines:
