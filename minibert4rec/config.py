@@ -25,11 +25,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from torch import nn
+
 from .files import atomic_write
 
-ACTIVATIONS = ("gelu", "relu", "swish", "tanh", "sigmoid")
+# The feed-forward activations (RecBole's hidden_act names) and the torch module each one builds.
+ACTIVATIONS: dict[str, type[nn.Module]] = {
+    "gelu": nn.GELU,
+    "relu": nn.ReLU,
+    "swish": nn.SiLU,  # swish(x) = x * sigmoid(x) = SiLU
+    "tanh": nn.Tanh,
+    "sigmoid": nn.Sigmoid,
+}
 LOSS_TYPES = ("CE", "BPR")
 OUTPUT_BIAS_INITS = ("popularity", "zeros")
+POSITION_COUNTINGS = ("left", "right")
+MASKINGS = ("fixed", "independent")
 DEVICE_PATTERN = r"auto|cpu(:0)?|mps(:0)?|cuda(:[0-9]+)?"
 
 
@@ -67,7 +78,7 @@ RULES: dict[str, Rule] = {
     "n_heads": Rule(1, 65_536, hint="attention heads per block; the paper uses 2"),
     "hidden_dropout_prob": Rule(0.0, 1.0, high_open=True, hint="a probability, e.g. 0.1 or 0.2"),
     "attn_dropout_prob": Rule(0.0, 1.0, high_open=True, hint="a probability, e.g. 0.1 or 0.2"),
-    "hidden_act": Rule(choices=ACTIVATIONS),
+    "hidden_act": Rule(choices=tuple(ACTIVATIONS)),
     "layer_norm_eps": Rule(0.0, 1.0, low_open=True, hint="BERT uses 1e-12"),
     "initializer_range": Rule(0.0, 1.0, low_open=True, hint="the init std; BERT uses 0.02"),
     "mask_ratio": Rule(0.0, 1.0, high_open=True, hint="the paper uses 0.2 on ML-1m"),
@@ -76,6 +87,10 @@ RULES: dict[str, Rule] = {
     "causal": Rule(),
     "norm_first": Rule(),
     "output_bias_init": Rule(choices=OUTPUT_BIAS_INITS, hint="'popularity' starts the model as the popularity baseline"),
+    "position_counting": Rule(choices=POSITION_COUNTINGS, hint="'left': the oldest item is position 0 (the paper's)"),
+    "masking": Rule(choices=MASKINGS, hint="'fixed': exactly min(max_predictions, round(len x mask_ratio)) masks "
+                    "(the authors' code); 'independent': each item with probability mask_ratio"),
+    "max_predictions": Rule(1, 100_000, hint="the authors' cap on masks per window (40 on ML-1m); used by masking='fixed'"),
     "learning_rate": Rule(0.0, 10.0, low_open=True, hint="AdamW's step size, e.g. 1e-3"),
     "batch_size": Rule(1, 10_000_000, hint="e.g. 128"),
     "epochs": Rule(1, 1_000_000),
@@ -125,6 +140,14 @@ class BERT4RecConfig:
       reproduction recipe uses it, as it leaves the ML-1m popularity plateau sooner (measured in the README).
       With a large learning rate it can stall instead (lr 1e-2 on the synthetic test data never left the
       popularity level in 20 epochs, where "zeros" learned): not the default.
+    * ``position_counting`` ("right"): which end of the history is position 0. "left" is the paper's, the
+      authors' code's and RecBole's: the oldest item in the window is position 0 (the authors pad on the right;
+      we pad on the left and subtract each row's padding, which gives exactly the same outputs). "right": the
+      most recent item is always the last position embedding, whatever the history's length.
+    * ``masking`` ("independent"), ``max_predictions`` (40): how many items the Cloze task hides. "independent"
+      hides each item with probability ``mask_ratio`` (at least one per row); "fixed" hides exactly
+      ``min(max_predictions, max(1, round(len * mask_ratio)))`` items chosen uniformly, as the authors' data
+      generator does (their cap: 40 on ML-1m and ML-20m). Same mean on ML-1m; "fixed" has no spread.
 
     Training options: ``learning_rate``, ``batch_size``, ``epochs``, ``weight_decay``, ``warmup_steps``
     (linear warm-up, then linear decay to 0 at the last step), ``clip_grad_norm``, ``last_item_ratio``
@@ -160,6 +183,9 @@ class BERT4RecConfig:
     causal: bool = False
     norm_first: bool = False
     output_bias_init: str = "zeros"
+    position_counting: str = "right"
+    masking: str = "independent"
+    max_predictions: int = 40
     # --- training ---
     learning_rate: float = 1e-3
     batch_size: int = 128

@@ -25,16 +25,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .attention import Dropout, MultiHeadAttention, causal_mask, padding_mask
-from .config import BERT4RecConfig
-
-ACTIVATIONS = {
-    "gelu": nn.GELU,
-    "relu": nn.ReLU,
-    "swish": nn.SiLU,  # swish(x) = x * sigmoid(x) = SiLU
-    "tanh": nn.Tanh,
-    "sigmoid": nn.Sigmoid,
-}
-
+from .config import ACTIVATIONS, BERT4RecConfig
 
 class FeedForward(nn.Module):
     """Position-wise feed-forward network: the same two-layer MLP applied to every position separately.
@@ -152,6 +143,28 @@ class BERT4Rec(nn.Module):
         self.output_bias.copy_((smoothed / smoothed.sum()).log())
 
     # ------------------------------------------------------------------ encoder
+    def positions(self, input_ids: torch.Tensor) -> torch.Tensor:
+        """The position index of every input: (b, n) -> (b, n), or (1, n) when it is the same for every row.
+
+        Inputs are left-padded (``masking.left_pad``). ``config.position_counting`` says where counting starts:
+
+        * "left" (the paper's, the authors' and RecBole's): the oldest item of the window is position 0, the next
+          1, ... The authors pad on the right; we pad on the left and subtract each row's padding, so every real
+          item gets the same index as under right padding, and the outputs at real positions are the same (nobody
+          attends to padding, whatever its position). Padding itself gets index 0; it is never read.
+        * "right": the most recent position is always index ``max_seq_length - 1``, whatever the history's
+          length: "the last item" has one embedding for every user.
+
+        Both are exact under ``masking.trim_left_padding``: dropping all-padding columns changes no real
+        item's index.
+        """
+        b, n = input_ids.shape
+        L = self.config.max_seq_length
+        if self.config.position_counting == "right":
+            return torch.arange(L - n, L, device=input_ids.device)[None]  # (1 n)
+        n_pad = (input_ids == 0).sum(dim=1, keepdim=True)  # (b 1): left padding, so the first n_pad columns
+        return (torch.arange(n, device=input_ids.device)[None] - n_pad).clamp(min=0)  # (b n)
+
     def forward(
         self, input_ids: torch.Tensor, return_attention: bool = False, last_position_only: bool = False
     ) -> tuple[torch.Tensor, list[torch.Tensor]]:
@@ -170,9 +183,7 @@ class BERT4Rec(nn.Module):
                 f"input has {n} positions but max_seq_length={self.config.max_seq_length}; "
                 "keep only the most recent items (masking.left_pad does)."
             )
-        # positions are counted so that the LAST position always has the same embedding (inputs are left-padded)
-        positions = torch.arange(self.config.max_seq_length - n, self.config.max_seq_length, device=input_ids.device)
-        x = self.item_embedding(input_ids) + self.position_embedding(positions)  # (b n D) + (n D)
+        x = self.item_embedding(input_ids) + self.position_embedding(self.positions(input_ids))  # (b n D)
         x = self.embedding_dropout(self.embedding_norm(x))
         attn_mask = padding_mask(input_ids)  # (b 1 1 n): nobody attends to padding
         if self.config.causal:

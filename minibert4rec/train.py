@@ -145,7 +145,7 @@ def evaluate(
             for start in range(0, len(histories), batch_size)
         ]) if histories else torch.empty(0, n_negatives, dtype=torch.long)  # (U n_negatives)
     # Score users in order of history length and trim each batch's all-padding columns: short histories then
-    # cost their own length, not max_len (exact: positions are counted from the right end).
+    # cost their own length, not max_len (exact: BERT4Rec.positions ignores all-padding columns).
     lengths = torch.tensor([min(len(h), max_len) for h in histories], dtype=torch.long)
     order = torch.argsort(lengths, stable=True)
     ranks = {p: torch.zeros(len(histories), dtype=torch.long) for p in protocols}  # (U,) rank of each target
@@ -371,7 +371,8 @@ def train(
         steps_per_epoch = math.ceil(len(windows) / batch_size)
     else:
         dataset = ClozeDataset(split.train, config.max_seq_length, config.mask_ratio, data.mask_id, data.n_items,
-                               step=config.window_step, last_item_ratio=config.last_item_ratio, seed=config.seed)
+                               step=config.window_step, last_item_ratio=config.last_item_ratio, seed=config.seed,
+                               rule=config.masking, max_predictions=config.max_predictions)
         steps_per_epoch = dataset.num_batches(batch_size)
     total_steps = steps_per_epoch * config.epochs
     optimizer = make_optimizer(model, config)

@@ -215,3 +215,35 @@ def test_dataset_validation():
         ClozeDataset([[1, 2]], 4, 1.0, 6, 5)
     with pytest.raises(ValueError, match="batch_size"):
         next(ClozeDataset([[1, 2]], 4, 0.2, 6, 5).batches(0, epoch=1))
+
+
+def test_fixed_rule_masks_exactly_round_len_ratio_capped():
+    """rule="fixed" (the authors'): exactly min(cap, max(1, round(L * ratio))) masks in a row of L real items."""
+    items = random_batch(b=400, n=60, seed=3)
+    lengths = (items != 0).sum(dim=1)
+    for ratio, cap in [(0.2, 40), (0.6, 5), (0.05, 40)]:
+        inputs, labels = cloze_mask(items, ratio, mask_id=99, generator=gen(1), rule="fixed", max_predictions=cap)
+        expected = torch.tensor([min(cap, max(1, round(int(n) * ratio))) if n > 0 else 0 for n in lengths])
+        assert torch.equal((labels > 0).sum(dim=1), expected)
+        assert not ((items == 0) & (labels > 0)).any()  # never padding
+        assert torch.equal(labels[labels > 0], items[labels > 0])
+        assert (inputs[labels > 0] == 99).all() and torch.equal(inputs[labels == 0], items[labels == 0])
+
+
+def test_fixed_rule_picks_a_uniform_subset():
+    """Every real position of a 10-item row is hidden with probability k / 10 = 0.3 (k = round(10 * 0.3))."""
+    items = torch.arange(1, 11).repeat(20_000, 1)  # (20000 10)
+    _, labels = cloze_mask(items, 0.3, mask_id=99, generator=gen(2), rule="fixed", max_predictions=40)
+    freq = (labels > 0).float().mean(dim=0)
+    assert torch.allclose(freq, torch.full((10,), 0.3), atol=0.015)  # 4.6 standard errors
+    pairs = ((labels[:, 0] > 0) & (labels[:, 9] > 0)).float().mean()
+    assert abs(float(pairs) - 3 / 10 * 2 / 9) < 0.01  # without replacement: P(both) = k(k-1) / (L(L-1))
+
+
+def test_fixed_rule_options_are_checked():
+    with pytest.raises(ValueError, match="rule="):
+        cloze_mask(random_batch(), 0.2, mask_id=99, rule="poisson")
+    with pytest.raises(ValueError, match="max_predictions"):
+        cloze_mask(random_batch(), 0.2, mask_id=99, rule="fixed")
+    with pytest.raises(ValueError, match="max_predictions"):
+        ClozeDataset(toy_sequences(), 8, 0.2, mask_id=99, n_items=60, rule="fixed", max_predictions=0)

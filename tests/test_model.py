@@ -31,10 +31,11 @@ def test_shapes_and_parameter_count():
     assert model.num_parameters() == expected
 
 
+@pytest.mark.parametrize("counting", ["left", "right"])
 @pytest.mark.parametrize("norm_first", [False, True])
-def test_padding_is_ignored(norm_first):
+def test_padding_is_ignored(norm_first, counting):
     """Neither the amount of left padding nor the padding embedding changes the real positions."""
-    model = make_model(norm_first=norm_first)
+    model = make_model(norm_first=norm_first, position_counting=counting)
     padded = torch.tensor([[0, 0, 0, 0, 3, 9, 4, 21]])
     h_padded, _ = model(padded)
     h_short, _ = model(padded[:, 4:])  # the same history without padding
@@ -160,3 +161,46 @@ def test_popularity_bias_init_starts_the_model_as_the_popularity_baseline():
     assert abs(float(loss.detach()) - entropy) < 0.05 and entropy < math.log(n_items) - 0.3
     with pytest.raises(ValueError, match="item_counts must have shape"):
         model.init_output_bias_from_popularity(counts[:-1])
+
+
+@pytest.mark.parametrize("causal", [False, True])
+def test_left_counting_equals_right_padding_with_positions_from_the_left(causal):
+    """position_counting="left" is the authors' right padding + positions 0, 1, ... from the oldest item:
+    recompute that by hand (items first, padding after, position embedding i at column i) and compare."""
+    model = make_model(position_counting="left", causal=causal)
+    x = torch.tensor([[0, 0, 0, 5, 9, 4, 7, 21], [1, 2, 3, 4, 5, 6, 7, 21]])  # left-padded, [mask] last
+    hidden, _ = model(x)
+    for row, h in zip(x, hidden):
+        real = row[row != 0]  # the history without padding
+        n_real = len(real)
+        right = torch.cat([real, real.new_zeros(8 - n_real)])[None]  # the authors' layout: right padding
+        e = model.item_embedding(right) + model.position_embedding(torch.arange(8))[None]  # positions from the left
+        e = model.embedding_norm(e)
+        keep = (right != 0)[:, None, None, :]  # (1 1 1 n) nobody attends to padding
+        if causal:
+            keep = keep & torch.ones(8, 8, dtype=torch.bool).tril()
+        for block in model.blocks:
+            e, _ = block(e, keep)
+        torch.testing.assert_close(h[8 - n_real:], e[0, :n_real], rtol=1e-5, atol=1e-5)
+
+
+def test_position_counting_changes_short_histories_only():
+    """A full window has the same indices under both rules; a short one does not (74% of ML-1m users)."""
+    left, right = make_model(position_counting="left"), make_model(position_counting="right")
+    right.load_state_dict(left.state_dict())
+    full = torch.tensor([[1, 2, 3, 4, 5, 6, 7, 21]])
+    short = torch.tensor([[0, 0, 0, 4, 5, 6, 7, 21]])
+    torch.testing.assert_close(left(full)[0], right(full)[0])
+    assert not torch.allclose(left(short)[0][0, 3:], right(short)[0][0, 3:])
+    assert left.positions(short).tolist() == [[0, 0, 0, 0, 1, 2, 3, 4]]
+    assert right.positions(short).tolist() == [[0, 1, 2, 3, 4, 5, 6, 7]]
+
+
+@pytest.mark.parametrize("counting", ["left", "right"])
+def test_trimming_left_padding_is_exact_under_both_countings(counting):
+    from minibert4rec.masking import trim_left_padding
+
+    model = make_model(position_counting=counting)
+    x = torch.tensor([[0, 0, 0, 0, 3, 9, 4, 21], [0, 0, 0, 1, 2, 3, 4, 21]])
+    torch.testing.assert_close(model(x)[0][:, 3:], model(trim_left_padding(x))[0])
+    torch.testing.assert_close(model.predict(x), model.predict(trim_left_padding(x)))
