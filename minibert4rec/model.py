@@ -115,6 +115,8 @@ class BERT4Rec(nn.Module):
         """BERT/RecBole initialisation: weights ~ Normal(0, initializer_range), biases 0, LayerNorm (1, 0)."""
         if isinstance(module, (nn.Linear, nn.Embedding)):
             module.weight.data.normal_(mean=0.0, std=self.config.initializer_range)
+        if isinstance(module, nn.Embedding) and module.padding_idx is not None:
+            module.weight.data[module.padding_idx].zero_()  # as nn.Embedding(padding_idx=...) starts it; never read
         if isinstance(module, nn.Linear) and module.bias is not None:
             module.bias.data.zero_()
         elif isinstance(module, nn.LayerNorm):
