@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
+import minibert4rec
 from minibert4rec import exercises as ex
 
 SOLUTIONS = Path(__file__).resolve().parents[1] / "solutions"
@@ -185,7 +186,7 @@ def test_grade_notebook_executes_the_student_code(tmp_path):
     pytest.importorskip("nbclient")
     pytest.importorskip("ipykernel")
     nb = nbformat.v4.new_notebook()
-    root = str(Path(ex.__file__).resolve().parents[1])  # the kernel must import this checkout's package
+    root = str(Path(minibert4rec.__file__).resolve().parents[1])  # the kernel must import this checkout's package
     nb.cells = [nbformat.v4.new_code_cell(source) for source in [
         f"import sys; sys.path.insert(0, {root!r})",
         "from minibert4rec.exercises import check_ndcg_at_k, check_target_rank",
