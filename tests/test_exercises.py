@@ -2,15 +2,21 @@
 
 import importlib.util
 import io
+import json
+import re
+import runpy
+import tomllib
 from contextlib import redirect_stdout
 from pathlib import Path
 
 import pytest
 import torch
 
+import minibert4rec
 from minibert4rec import exercises as ex
 
-SOLUTIONS = Path(__file__).resolve().parents[1] / "solutions"
+ROOT = Path(__file__).resolve().parents[1]
+SOLUTIONS = ROOT / "solutions"
 IMPLEMENT = [name for name, e in ex.EXERCISES.items() if e.kind == "implement"]
 
 
@@ -185,7 +191,7 @@ def test_grade_notebook_executes_the_student_code(tmp_path):
     pytest.importorskip("nbclient")
     pytest.importorskip("ipykernel")
     nb = nbformat.v4.new_notebook()
-    root = str(Path(ex.__file__).resolve().parents[1])  # the kernel must import this checkout's package
+    root = str(Path(minibert4rec.__file__).resolve().parents[1])  # the kernel must import this checkout's package
     nb.cells = [nbformat.v4.new_code_cell(source) for source in [
         f"import sys; sys.path.insert(0, {root!r})",
         "from minibert4rec.exercises import check_ndcg_at_k, check_target_rank",
@@ -197,3 +203,37 @@ def test_grade_notebook_executes_the_student_code(tmp_path):
     path = tmp_path / "06_evaluation.ipynb"
     nbformat.write(nb, path)
     assert ex.grade_notebook(path) == {"ndcg_at_k": "not attempted", "target_rank": "correct"}
+
+
+# ------------------------------------------------------------------------------------------------ the package
+def test_every_notebook_import_from_exercises_resolves():
+    """The notebooks import their checks from the package itself, whichever module of it defines them."""
+    imported = set()
+    for path in sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb")):
+        source = "".join("".join(cell["source"]) for cell in json.loads(path.read_text())["cells"])
+        for names in re.findall(r"from minibert4rec\.exercises import ([\w, ]+)", source):
+            imported |= {name.strip() for name in names.split(",")}
+    assert {f"check_{name}" for name in IMPLEMENT} <= imported  # every check is used by a notebook
+    missing = [name for name in imported if not hasattr(ex, name)]
+    assert not missing, f"notebooks import names that minibert4rec.exercises does not export: {missing}"
+    assert set(ex.__all__) <= set(dir(ex)) and {f"check_{n}" for n in IMPLEMENT} <= set(ex.__all__)
+    assert all(getattr(ex, f"check_{n}") is ex.CHECKS[n] for n in IMPLEMENT)
+
+
+def test_each_notebook_module_holds_that_notebooks_exercises():
+    for module in ex._NOTEBOOKS:
+        number = module.__name__.rsplit(".", 1)[1][2:4]
+        assert module.EXERCISES and {e.notebook for e in module.EXERCISES} == {number}, module.__name__
+        assert all(hasattr(module, f"check_{e.name}") for e in module.EXERCISES if e.kind == "implement")
+        assert len(Path(module.__file__).read_text().splitlines()) <= 300, f"{module.__name__} is over 300 lines"
+
+
+def test_the_exercises_package_is_installed_and_runs_as_a_module(monkeypatch):
+    packages = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]
+    folders = {".".join(p.parent.relative_to(ROOT).parts) for p in (ROOT / "minibert4rec").rglob("__init__.py")}
+    assert folders <= set(packages), f"pyproject.toml [tool.setuptools] packages misses {folders - set(packages)}"
+    monkeypatch.setattr("sys.argv", ["python -m minibert4rec.exercises", "list"])
+    out = io.StringIO()
+    with redirect_stdout(out):
+        runpy.run_module("minibert4rec.exercises", run_name="__main__")
+    assert out.getvalue() == _printed(ex.list_exercises)
