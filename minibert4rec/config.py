@@ -83,6 +83,8 @@ RULES: dict[str, Rule] = {
     "initializer_range": Rule(0.0, 1.0, low_open=True, hint="the init std; BERT uses 0.02"),
     "mask_ratio": Rule(0.0, 1.0, high_open=True, hint="the paper uses 0.2 on ML-1m"),
     "loss_type": Rule(choices=LOSS_TYPES),
+    "loss_negatives": Rule(0, 100_000_000, hint="0 = softmax over all items (the paper's); k = sampled softmax "
+                           "against k uniform negatives shared by the batch"),
     "max_seq_length": Rule(2, 100_000, hint="history + [mask]; the paper uses 200 on ML-1m, 50 on ml-100k"),
     "causal": Rule(),
     "norm_first": Rule(),
@@ -131,6 +133,8 @@ class BERT4RecConfig:
     * ``layer_norm_eps`` (1e-12), ``initializer_range`` (0.02): BERT's LayerNorm epsilon and init std.
     * ``mask_ratio`` (0.2): probability that a position is replaced by [mask] in the Cloze task.
     * ``loss_type`` ("CE"): softmax cross-entropy over all items, or "BPR" with one sampled negative.
+    * ``loss_negatives`` (0): 0 = the softmax over all N items (the paper's); k > 0 = sampled softmax against k
+      uniform negatives shared by the batch (``model.sampled_softmax_loss``; ours, for large catalogues; CE only).
     * ``max_seq_length`` (50): L, the longest history the model reads (the paper uses 200 on ML-1m).
     * ``norm_first`` (False): pre-LN blocks instead of BERT's post-LN (not a RecBole option: ours, to experiment
       with; False reproduces the paper's architecture).
@@ -181,6 +185,7 @@ class BERT4RecConfig:
     initializer_range: float = 0.02
     mask_ratio: float = 0.2
     loss_type: str = "CE"
+    loss_negatives: int = 0
     max_seq_length: int = 50
     causal: bool = False
     norm_first: bool = False

@@ -204,3 +204,81 @@ def test_trimming_left_padding_is_exact_under_both_countings(counting):
     x = torch.tensor([[0, 0, 0, 0, 3, 9, 4, 21], [0, 0, 0, 1, 2, 3, 4, 21]])
     torch.testing.assert_close(model(x)[0][:, 3:], model(trim_left_padding(x))[0])
     torch.testing.assert_close(model.predict(x), model.predict(trim_left_padding(x)))
+
+
+# ----------------------------------------------------------------------------- large-catalogue losses
+def test_linear_cross_entropy_equals_full_cross_entropy_with_its_gradients(monkeypatch):
+    """The sliced loss (gradients computed in the forward pass) gives autograd's loss and gradients."""
+    import minibert4rec.model as model_module
+    from minibert4rec.model import linear_cross_entropy
+
+    g = torch.Generator().manual_seed(0)
+    m, n, d = 37, 500, 8
+    h, w, b = (torch.randn(*s, generator=g, dtype=torch.float64) for s in ((m, d), (n, d), (n,)))
+    targets = torch.randint(0, n, (m,), generator=g)
+    grads = []
+    for fused in (False, True):
+        monkeypatch.setattr(model_module, "CHUNK_BYTES", 4 * n * 5)  # 5 rows per slice: 8 slices, the last short
+        leaves = [t.clone().requires_grad_() for t in (h, w, b)]
+        loss = (linear_cross_entropy(*leaves, targets) if fused
+                else F.cross_entropy(leaves[0] @ leaves[1].T + leaves[2], targets))
+        (3 * loss).backward()  # the incoming gradient (3) scales the stored ones
+        grads.append((loss.detach(), *(t.grad for t in leaves)))
+    for plain, fused in zip(*grads):
+        assert torch.allclose(plain, fused, atol=1e-10), (plain - fused).abs().max()
+
+
+def test_model_loss_uses_the_sliced_path_for_large_logits_with_the_same_value(monkeypatch):
+    import minibert4rec.model as model_module
+
+    model = make_model()
+    x = torch.tensor([[0, 0, 3, 21, 5, 6, 21, 8], [1, 21, 3, 4, 21, 21, 7, 8]])
+    labels = torch.tensor([[0, 0, 0, 4, 0, 0, 7, 0], [0, 2, 0, 0, 5, 6, 0, 0]])
+    plain = model.loss(x, labels)
+    plain.backward()
+    want = model.item_embedding.weight.grad.clone()
+    model.zero_grad()
+    monkeypatch.setattr(model_module, "LARGE_LOGITS_BYTES", 0)  # every batch counts as large
+    calls = []
+    original = model_module.linear_cross_entropy
+    monkeypatch.setattr(model_module, "linear_cross_entropy", lambda *a: calls.append(1) or original(*a))
+    sliced = model.loss(x, labels)
+    sliced.backward()
+    assert calls and torch.allclose(plain, sliced, atol=1e-6)
+    assert torch.allclose(model.item_embedding.weight.grad, want, atol=1e-6)
+
+
+def test_sampled_softmax_with_every_item_as_negative_is_the_full_softmax():
+    from minibert4rec.model import sampled_softmax_loss
+
+    g = torch.Generator().manual_seed(1)
+    m, n, d = 11, 40, 6
+    h, w, b = (torch.randn(*s, generator=g, dtype=torch.float64, requires_grad=True) for s in ((m, d), (n, d), (n,)))
+    targets = torch.randint(0, n, (m,), generator=g)
+    full = F.cross_entropy(h @ w.T + b, targets)
+    everything = sampled_softmax_loss(h, w, b, targets, torch.randperm(n, generator=g))  # any order
+    assert torch.allclose(full, everything.double(), atol=1e-6)
+    # fewer negatives: a smaller partition function, so a smaller loss; gradients reach h, w and b
+    few = sampled_softmax_loss(h, w, b, targets, torch.arange(5))
+    assert few.item() < full.item()
+    few.backward()
+    assert all(t.grad is not None and t.grad.abs().sum() > 0 for t in (h, w, b))
+
+
+def test_loss_negatives_config_default_off_and_sampled_loss_trains():
+    assert BERT4RecConfig().loss_negatives == 0  # the paper's full softmax by default
+    x = torch.tensor([[0, 0, 3, 21, 5, 6, 21, 8]])
+    labels = torch.tensor([[0, 0, 0, 4, 0, 0, 7, 0]])
+    torch.manual_seed(0)
+    full = make_model()
+    torch.manual_seed(0)
+    sampled = make_model(loss_negatives=5)  # same weights, 5 of the 20 items as negatives
+    assert sampled.loss(x, labels, generator=torch.Generator().manual_seed(0)).item() < full.loss(x, labels).item()
+    every = make_model(loss_negatives=N_ITEMS)  # k >= N: the full softmax
+    every.load_state_dict(full.state_dict())
+    assert torch.allclose(every.loss(x, labels), full.loss(x, labels))
+    loss = sampled.loss(x, labels, generator=torch.Generator().manual_seed(1))
+    loss.backward()
+    assert sampled.item_embedding.weight.grad.abs().sum() > 0 and sampled.output_dense.weight.grad.abs().sum() > 0
+    with pytest.raises(ValueError, match="loss_negatives"):
+        BERT4RecConfig(loss_negatives=-1)
