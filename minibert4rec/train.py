@@ -8,17 +8,18 @@ tested on ``seq[-1]`` given ``seq[:-1]`` -- the leave-one-out protocol of the pa
 
 The steps, in the order of ``def`` lines below (and of notebook 05): the device (:func:`choose_device`);
 AdamW and the warm-up/decay schedule (:func:`make_optimizer`, :func:`make_scheduler`); bf16 on CUDA
-(:func:`use_bf16`); the checks before an epoch is spent (:func:`check_before_training`); one training step
+(:func:`use_bf16`); one training step
 (:func:`training_step`); one epoch (:func:`train_epoch`); the evaluation hook that draws the curve and keeps the
 best weights (:func:`watch`); the checkpoint written after every epoch and resumed from bit for bit
 (:func:`checkpoint_state`, :func:`resume`; file handling in ``checkpoint.py``); the time budget and early stop
-(:func:`should_stop`); the final evaluation (:func:`final_evaluation`); and :func:`train`, which calls them.
-Data-parallel hooks (``distributed.py``) are marked ``[distributed]``.
+(:func:`should_stop`); the final evaluation (:func:`final_evaluation`); and :func:`train`, which calls them
+after the checks of ``preflight.py``.
+Data-parallel hooks (``distributed.py``) are marked ``[distributed]``. (A little over 300 lines: each step keeps
+the docstring that says what it does and why.)
 """
 
 from __future__ import annotations
 
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,13 +31,14 @@ import torch
 from . import distributed
 from .checkpoint import (CHECKPOINT_KEYS, CHECKPOINT_VERSION, check_checkpoint_data, load_checkpoint,  # noqa: F401
                          model_from_checkpoint, save_checkpoint)
-from .config import BERT4RecConfig, set_threads, training_memory_lower_bound
+from .config import BERT4RecConfig, set_threads
 from .data import SequenceData
 from .evaluate import (PROTOCOLS, curve_subset, evaluate, evaluate_popularity, evaluate_split,  # noqa: F401
                        flatten_metrics, model_inputs)  # (re-exported: notebooks 06 and 07 import them from here)
 from .files import remove_stale_temporaries
 from .masking import make_dataset
 from .model import BERT4Rec
+from .preflight import check_before_training  # noqa: F401  (re-exported: the command line imports it from here)
 from .progress import tqdm  # widgets in Jupyter with ipywidgets, else text; never a warning
 
 
@@ -86,47 +88,6 @@ def make_scheduler(optimizer: torch.optim.Optimizer, config: BERT4RecConfig,
 def use_bf16(config: BERT4RecConfig, device: torch.device) -> bool:
     """bf16 autocast only where the GPU does bf16 natively (Ampere and newer; not e.g. Colab's T4)."""
     return config.amp and device.type == "cuda" and torch.cuda.is_bf16_supported(including_emulation=False)
-
-
-# ------------------------------------------------------------------------------------------------ checks
-def _machine_memory(device: torch.device) -> int | None:
-    """Bytes of memory on ``device`` (RAM for the CPU, the GPU's memory for CUDA); None when unknown."""
-    try:
-        if device.type == "cuda":
-            return torch.cuda.get_device_properties(device).total_memory
-        if device.type == "cpu":
-            return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (ValueError, OSError, AttributeError, RuntimeError):
-        pass
-    return None
-
-
-def check_before_training(config: BERT4RecConfig, data: SequenceData, device: torch.device | str | None = None) -> None:
-    """Everything that can be checked before an epoch is spent, each with a ``ValueError`` saying what to change:
-
-    * some user has the 3 interactions leave-one-out needs (train, validation, test);
-    * every evaluated user leaves ``eval_negatives`` items they never interacted with to sample negatives from
-      (else the sampled protocol would fail after the first epoch);
-    * the model fits in the device's memory (:func:`config.training_memory_lower_bound`, a lower bound: a refusal
-      is never wrong).
-    """
-    evaluated = [s for s in data.sequences if len(s) >= 3]
-    if not evaluated:
-        raise ValueError(f"no user of {data.name or 'the data'} has the 3 interactions leave-one-out needs "
-                         "(train, validation, test); use longer histories or lower --min-user-count.")
-    most = max(len(set(s)) for s in evaluated)
-    if data.n_items - most < config.eval_negatives:
-        raise ValueError(f"eval_negatives={config.eval_negatives} cannot be sampled: {data.name or 'the data'} has "
-                         f"{data.n_items:,} items and a user interacted with {most:,} of them, leaving "
-                         f"{data.n_items - most:,} negatives; lower eval_negatives (--eval-negatives "
-                         f"{max(1, data.n_items - most)}) or use a larger catalogue.")
-    device = choose_device(config.device) if device is None else torch.device(device)
-    need, have = training_memory_lower_bound(config, data.n_items), _machine_memory(device)
-    if have is not None and need > have:
-        raise ValueError(f"this model cannot fit: training it on {data.n_items:,} items needs at least "
-                         f"{need / 2**30:,.1f} GiB but the {device.type} has {have / 2**30:,.1f} GiB; lower "
-                         f"hidden_size={config.hidden_size}, inner_size={config.inner_size}, n_layers={config.n_layers}"
-                         f", max_seq_length={config.max_seq_length} or batch_size={config.batch_size}.")
 
 
 # ------------------------------------------------------------------------------------------------ 6. train
