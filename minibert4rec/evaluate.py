@@ -17,6 +17,8 @@ row and a model row evaluated with the same config rank the same targets against
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import pandas as pd
 import torch
 
@@ -68,6 +70,23 @@ def negative_counts(data: SequenceData, config: BERT4RecConfig) -> torch.Tensor:
         flat = torch.tensor([i for s in data.sequences for i in s], dtype=torch.long)
         return torch.bincount(flat, minlength=data.n_items + 1)
     return data.item_counts(config.include_valid_in_train)
+
+
+@dataclass(frozen=True)
+class PreparedSplit:
+    """One held-out split with everything the config fixes, built once (:func:`prepare_split`) and reused at every
+    evaluation of a run: the users' histories and targets, what is never a negative, the negatives' counts."""
+
+    name: str
+    histories: list[list[int]]
+    targets: list[int]
+    interacted: list[list[int]]
+    negative_counts: torch.Tensor  # (N+1,)
+
+
+def prepare_split(data: SequenceData, config: BERT4RecConfig, split: str) -> PreparedSplit:
+    """:func:`held_out` and :func:`negative_counts` of ``split`` under ``config``, in one reusable object."""
+    return PreparedSplit(split, *held_out(data, split), negative_counts(data, config))
 
 
 def draw_negatives(item_counts: torch.Tensor, targets: list[int] | torch.Tensor, interacted: list[list[int]],
@@ -156,18 +175,21 @@ def evaluate(
     return {p: ranking_metrics(r, ks=ks) for p, r in ranks.items()}
 
 
-def evaluate_split(model: torch.nn.Module, data: SequenceData, config: BERT4RecConfig, split: str = "test", *,
+def evaluate_split(model: torch.nn.Module, data: SequenceData, config: BERT4RecConfig,
+                   split: str | PreparedSplit = "test", *,
                    users: list[int] | None = None, batch_size: int = 1024, device: torch.device | str | None = None,
                    shard: tuple[int, int] = (0, 1)) -> dict[str, dict[str, float]]:
     """:func:`evaluate` on ``split`` with every protocol choice taken from ``config``: ``seed``,
     ``eval_negatives``, ``popularity_counts`` (:func:`negative_counts`), ``max_seq_length``; the users' whole
     sequences are never negatives. ``users`` (indices into the split's users, see :func:`curve_subset`) evaluates
-    only those. The trainer, the CLI and :func:`evaluate_popularity` all call this: same config, same candidates."""
-    histories, targets, interacted = held_out(data, split)
+    only those. The trainer, the CLI and :func:`evaluate_popularity` all call this: same config, same candidates.
+    ``split`` may be a :func:`prepare_split` of the same data and config (the trainer's, built once per run)."""
+    prepared = split if isinstance(split, PreparedSplit) else prepare_split(data, config, split)
+    histories, targets, interacted = prepared.histories, prepared.targets, prepared.interacted
     if users is not None:
         histories, targets = [histories[u] for u in users], [targets[u] for u in users]
         interacted = [interacted[u] for u in users]
-    return evaluate(model, histories, targets, negative_counts(data, config), max_len=config.max_seq_length,
+    return evaluate(model, histories, targets, prepared.negative_counts, max_len=config.max_seq_length,
                     mask_id=data.mask_id, n_negatives=config.eval_negatives, interacted=interacted,
                     batch_size=batch_size, seed=config.seed, device=device, shard=shard)
 

@@ -33,8 +33,8 @@ from .checkpoint import (CHECKPOINT_KEYS, CHECKPOINT_VERSION, check_checkpoint_d
                          model_from_checkpoint, save_checkpoint)
 from .config import BERT4RecConfig, set_threads
 from .data import SequenceData
-from .evaluate import (PROTOCOLS, curve_subset, evaluate, evaluate_popularity, evaluate_split,  # noqa: F401
-                       flatten_metrics, model_inputs)  # (re-exported: notebooks 06 and 07 import them from here)
+from .evaluate import (PROTOCOLS, PreparedSplit, curve_subset, evaluate, evaluate_popularity,  # noqa: F401
+                       evaluate_split, flatten_metrics, model_inputs, prepare_split)  # (re-exported: notebooks 06 and 07 import them from here)
 from .files import remove_stale_temporaries
 from .masking import make_dataset
 from .model import BERT4Rec
@@ -168,23 +168,22 @@ def train_epoch(model: torch.nn.Module, loss_fn: Callable, dataset: Any, optimiz
 
 
 def watch(model: torch.nn.Module, data: SequenceData, config: BERT4RecConfig, run: RunState, epoch: int,
-          watched: str, curve_users: list[int], **eval_kwargs: Any) -> dict[str, float]:
+          watched: PreparedSplit, curve_users: list[int], **eval_kwargs: Any) -> dict[str, float]:
     """The evaluation hook: one point of the learning curve on ``watched`` ("valid", or "test" under the paper's
     protocol, for the curve only); keeps a copy of the best weights on full NDCG@10, seen items removed."""
-    n_users = len(data.split().eval_users)
-    metrics = evaluate_split(model, data, config, watched,
-                             users=None if len(curve_users) == n_users else curve_users, **eval_kwargs)
-    if len(curve_users) == n_users:  # all users: reusable as the final numbers
-        run.final_metrics[(watched, epoch)] = metrics
+    everyone = len(curve_users) == len(watched.targets)
+    metrics = evaluate_split(model, data, config, watched, users=None if everyone else curve_users, **eval_kwargs)
+    if everyone:  # all users: reusable as the final numbers
+        run.final_metrics[(watched.name, epoch)] = metrics
     score = metrics["full_filtered"]["NDCG@10"]  # the field's full ranking
-    if watched == "test":  # nothing held out to select on: no copy kept, the final weights are the model
+    if watched.name == "test":  # nothing held out to select on: no copy kept, the final weights are the model
         run.best = {"score": score, "epoch": epoch, "bad_evals": 0}
     elif score > run.best["score"]:
         run.best = {"score": score, "epoch": epoch, "bad_evals": 0}
         run.best_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
     else:
         run.best["bad_evals"] += 1
-    return flatten_metrics(watched, metrics)
+    return flatten_metrics(watched.name, metrics)
 
 
 def should_stop(config: BERT4RecConfig, run: RunState, time_budget_s: float | None) -> bool:
@@ -229,15 +228,15 @@ def resume(path: str | Path, config: BERT4RecConfig, data: SequenceData, model: 
 
 
 def final_evaluation(model: torch.nn.Module, data: SequenceData, config: BERT4RecConfig, run: RunState,
-                     **eval_kwargs: Any) -> tuple[dict, dict]:
+                     splits: dict[str, PreparedSplit], **eval_kwargs: Any) -> tuple[dict, dict]:
     """Valid and test metrics, each split evaluated once on the reported weights (the best epoch's, or the final
     ones under the paper's protocol); an evaluation the curve already made on exactly those weights is reused."""
     if run.best_state is not None:
         model.load_state_dict(run.best_state)
     model.eval()
     reported_epoch = run.best["epoch"] if run.best_state is not None else (run.history[-1]["epoch"] if run.history else 0)
-    return tuple(run.final_metrics.get((split, reported_epoch)) or evaluate_split(model, data, config, split, **eval_kwargs)
-                 for split in ("valid", "test"))
+    return tuple(run.final_metrics.get((name, reported_epoch)) or evaluate_split(model, data, config, split, **eval_kwargs)
+                 for name, split in splits.items())
 
 
 def train(
@@ -297,8 +296,9 @@ def train(
               f"{steps_per_epoch} steps per epoch")
     # The split watched during training: validation (its best epoch is kept), or -- when the validation item is
     # trained on (the paper's protocol) -- the test split, for the curve only: no selection.
-    watched = "test" if config.include_valid_in_train else "valid"
-    curve_users = curve_subset(len(data.split().eval_users), config.eval_users, config.seed)
+    splits = {name: prepare_split(data, config, name) for name in ("valid", "test")}  # built once per run
+    watched = splits["test" if config.include_valid_in_train else "valid"]
+    curve_users = curve_subset(len(watched.targets), config.eval_users, config.seed)
     eval_kwargs = dict(batch_size=eval_batch_size, device=device, shard=parallel.shard)
     dataset_info = {**(dataset_info or {"name": data.name}), "fingerprint": data.fingerprint()}
     if out_dir is not None and parallel.is_main:
@@ -322,7 +322,7 @@ def train(
             on_epoch_end(row)
         if progress and parallel.is_main:
             shown = {k: round(v, 4) for k, v in row.items()
-                     if k in ("train_loss", f"{watched}_full_filtered_NDCG@10", f"{watched}_sampled_NDCG@10")}
+                     if k in ("train_loss", f"{watched.name}_full_filtered_NDCG@10", f"{watched.name}_sampled_NDCG@10")}
             tqdm.write(f"epoch {epoch}: {shown} ({row['epoch_seconds']:.1f}s)")
         stop = should_stop(config, run, time_budget_s)
         if out_dir is not None and parallel.is_main:  # [distributed] one writer; a stopped run is a finished one
@@ -331,7 +331,7 @@ def train(
         if stop:
             break
 
-    valid, test = final_evaluation(model, data, config, run, **eval_kwargs)
+    valid, test = final_evaluation(model, data, config, run, splits, **eval_kwargs)
     extra = {"world_size": parallel.world_size, "global_batch_size": batch_size} if parallel.enabled else {}
     return TrainResult(model=model, history=pd.DataFrame(run.history), valid=valid, test=test,
                        best_epoch=run.best["epoch"], config=config, device=str(device), train_seconds=run.elapsed,

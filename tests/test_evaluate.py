@@ -7,7 +7,7 @@ from minibert4rec import cli, evaluate as evaluate_module, train as train_module
 from minibert4rec.config import BERT4RecConfig
 from minibert4rec.data import synthetic_sequences
 from minibert4rec.evaluate import (curve_subset, evaluate_popularity, evaluate_split, held_out, metrics_table,
-                                   negative_counts)
+                                   negative_counts, prepare_split)
 from minibert4rec.model import BERT4Rec
 
 TINY = dict(hidden_size=16, inner_size=32, n_heads=2, max_seq_length=10, batch_size=32, device="cpu", seed=3,
@@ -107,6 +107,8 @@ def test_a_subset_of_users_is_the_same_users_metrics(data):
                                       data.item_counts(), max_len=10, mask_id=data.mask_id, n_negatives=20,
                                       interacted=[interacted[u] for u in users], seed=3)
     assert part == direct
+    prepared = prepare_split(data, config, "valid")  # what the trainer builds once per run
+    assert evaluate_split(model, data, config, prepared, users=users) == part
     with pytest.raises(ValueError, match="split='train' is not a held-out split"):
         held_out(data, "train")
 
