@@ -1,7 +1,7 @@
-"""Command line: python -m minibert4rec {stats,download,train,evaluate,recommend,tune} ...
+"""Command line: python -m minibert4rec {stats,download,train,evaluate,popularity,recommend,tune} ...
 
-Each subcommand is a thin wrapper over one package function, so what the command does is what the notebooks do.
-(Help texts are plain text: argparse prints them as they are written.)
+Each subcommand is a thin wrapper over one package function, so what the command does is what the notebooks do:
+this module only parses arguments and prints (help texts are plain text: argparse prints them as written).
 
 A mistake in the input (an option's value, a file, a checkpoint that does not fit the data) is reported as ONE
 line, "error: ...", on stderr, with exit code 2 -- the package's errors name the input, what is wrong and the
@@ -24,19 +24,36 @@ from .files import atomic_write, remove_stale_temporaries
 # what a user's mistake raises (a bug raises anything else, and keeps its traceback)
 USER_ERRORS = (ValueError, FileNotFoundError, FileExistsError, IsADirectoryError, NotADirectoryError, PermissionError)
 
-METRIC_ORDER = ["HR@1", "HR@5", "HR@10", "NDCG@5", "NDCG@10", "MRR"]
-
 # command-line flag -> config field, for the options people change most
 TRAIN_OVERRIDES = {
     "epochs": int, "batch_size": int, "learning_rate": float, "max_seq_length": int, "hidden_size": int,
     "inner_size": int, "n_layers": int, "n_heads": int, "mask_ratio": float, "hidden_dropout_prob": float,
     "attn_dropout_prob": float, "hidden_act": str, "loss_type": str, "weight_decay": float, "warmup_steps": int,
     "last_item_ratio": float, "window_step": int, "eval_every": int, "patience": int, "seed": int, "device": str,
-    "eval_negatives": int, "threads": int,
+    "eval_negatives": int, "popularity_counts": str, "threads": int,
 }
 CONFIG_DEFAULTS = BERT4RecConfig()
 # the data options; None on the command line = "not given" (with --resume: the run's own value, else these)
 DATA_DEFAULTS = {"dataset": "ml-100k", "data_dir": "data", "min_user_count": 5, "min_item_count": 5}
+# the config options of the popularity subcommand (what its sampled negatives depend on)
+POPULARITY_OPTIONS = ("seed", "eval_negatives", "popularity_counts", "include_valid_in_train")
+
+
+def __getattr__(name: str) -> Any:
+    """``metrics_table`` and ``METRIC_ORDER`` moved to ``evaluate.py``; still importable from here
+    (notebook 05 does), without importing torch whenever the command line starts."""
+    if name in ("metrics_table", "METRIC_ORDER"):
+        from . import evaluate
+
+        return getattr(evaluate, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def print_metrics(results: dict[str, dict[str, dict[str, float]]]) -> None:
+    """:func:`evaluate.print_metrics` (imported when first used: the command line starts without torch)."""
+    from .evaluate import print_metrics as _print
+
+    _print(results)
 
 
 class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
@@ -47,22 +64,6 @@ class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
         if action.default in (None, False, argparse.SUPPRESS) or "default" in (action.help or ""):
             return action.help
         return super()._get_help_string(action)
-
-
-def metrics_table(results: dict[str, dict[str, dict[str, float]]]) -> pd.DataFrame:
-    """``{"test": {"full": {...}, "sampled": {...}}}`` -> one row per (split, protocol), one column per metric.
-
-    Rows are labelled in words (``test / full, seen removed``): a full-ranking number means little unless it says
-    whether the user's already-seen items competed with the target."""
-    labels = {"full": "full, seen kept", "full_filtered": "full, seen removed", "sampled": "sampled (100 neg.)"}
-    rows = {f"{split} / {labels.get(protocol, protocol)}": values
-            for split, by_protocol in results.items() for protocol, values in by_protocol.items()}
-    table = pd.DataFrame(rows).T
-    return table[[m for m in METRIC_ORDER if m in table.columns]]
-
-
-def print_metrics(results: dict[str, dict[str, dict[str, float]]]) -> None:
-    print(metrics_table(results).to_string(float_format=lambda v: f"{v:.4f}"))
 
 
 def _add_data_args(parser: argparse.ArgumentParser, resume: bool = False) -> None:
@@ -259,67 +260,73 @@ def _checkpoint_file(path: str) -> Path:
     return given
 
 
-def _checkpoint_data(state: dict[str, Any]):
-    from .data import load_dataset
-
-    info = state.get("dataset") or {}
-    if "dataset" not in info:
-        raise ValueError("this checkpoint does not record its dataset; it was not written by `minibert4rec train`.")
-    return load_dataset(info["dataset"], data_dir=info.get("data_dir", "data"),
-                        min_user_count=info.get("min_user_count", 5), min_item_count=info.get("min_item_count", 5))
-
-
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from .train import check_checkpoint_data, evaluate, load_checkpoint, model_from_checkpoint
+    from .checkpoint import check_checkpoint_data, checkpoint_data, load_checkpoint, model_from_checkpoint
+    from .evaluate import evaluate_split
 
     set_threads(0)
     checkpoint = _checkpoint_file(args.checkpoint)
     state = load_checkpoint(checkpoint)
-    data = _checkpoint_data(state)
+    data = checkpoint_data(state)
     check_checkpoint_data(state, data, f"checkpoint {checkpoint}")  # same users, items and sequences
     model = model_from_checkpoint(state)
-    split = data.split()
-    kwargs = dict(max_len=model.config.max_seq_length, mask_id=data.mask_id, seed=model.config.seed,
-                  n_negatives=model.config.eval_negatives)
-    counts = data.item_counts(model.config.include_valid_in_train)  # popularity of the negatives, as in training
-    interacted = [data.sequences[u] for u in split.eval_users]  # never drawn as negatives, as in training
-    test = evaluate(model, split.test_inputs, split.test_targets, counts, interacted=interacted, **kwargs)
-    print_metrics({"test": test})
+    print_metrics({"test": evaluate_split(model, data, model.config, "test")})  # as in training: same negatives
+    return 0
+
+
+def cmd_popularity(args: argparse.Namespace) -> int:
+    from .evaluate import evaluate_popularity
+
+    set_threads(0)
+    if args.checkpoint:  # the baseline of that run: its data, its config (seed, negatives, counts)
+        from .checkpoint import check_checkpoint_data, checkpoint_data, load_checkpoint
+
+        given = [f"--{k.replace('_', '-')}" for k in (*DATA_DEFAULTS, "config", *POPULARITY_OPTIONS)
+                 if getattr(args, k, None) not in (None, False)]
+        if given:
+            raise ValueError(f"popularity --checkpoint evaluates with the run's own data and config; drop {', '.join(given)}.")
+        checkpoint = _checkpoint_file(args.checkpoint)
+        state = load_checkpoint(checkpoint)
+        data = checkpoint_data(state)
+        check_checkpoint_data(state, data, f"checkpoint {checkpoint}")
+        config = BERT4RecConfig.from_dict(state["config"])
+    else:
+        config = BERT4RecConfig.load(args.config) if args.config else BERT4RecConfig()
+        changes = {k: getattr(args, k) for k in POPULARITY_OPTIONS if getattr(args, k) not in (None, False)}
+        config = config.replace(**changes)
+        data = _load(args)
+    print(f"popularity baseline on {data.name}: seed {config.seed}, {config.eval_negatives} sampled negatives "
+          f"counted on the {'whole sequences' if config.popularity_counts == 'whole' else 'training part'}")
+    print_metrics({split: evaluate_popularity(data, split, config=config) for split in args.split})
     return 0
 
 
 def cmd_recommend(args: argparse.Namespace) -> int:
-    from .recommend import recommend
-    from .train import check_checkpoint_data, load_checkpoint, model_from_checkpoint
+    from .checkpoint import check_checkpoint_data, checkpoint_data, load_checkpoint, model_from_checkpoint
+    from .recommend import recommend_raw
 
     set_threads(0)
     checkpoint = _checkpoint_file(args.checkpoint)
     state = load_checkpoint(checkpoint)
-    data = _checkpoint_data(state)
+    data = checkpoint_data(state)
     check_checkpoint_data(state, data, f"checkpoint {checkpoint}", sequences=False)  # the same item mapping
     model = model_from_checkpoint(state)
-    new_id = {str(raw): i + 1 for i, raw in enumerate(data.item_ids)}
-    try:
-        raw_items = [s.strip() for s in args.items.split(",") if s.strip()]
-        history = [new_id[s] for s in raw_items]
-    except KeyError as missing:
-        raise ValueError(f"item {missing} is not in {data.name} after preprocessing; give raw dataset item ids "
-                         f"(e.g. MovieLens movie ids) separated by commas.") from None
-    seen = pd.DataFrame({"item": raw_items, "title": [data.title(i) for i in history]},
-                        index=pd.RangeIndex(1, len(history) + 1, name="#"))
-    print(f"history ({len(history)} item{'s' if len(history) != 1 else ''}, oldest first):")
+    seen, top = recommend_raw(model, data, args.items.split(","), k=args.k, exclude_seen=not args.include_seen)
+    print(f"history ({len(seen)} item{'s' if len(seen) != 1 else ''}, oldest first):")
     print(seen.to_string())
-    rows = [{"rank": r + 1, "item": data.item_ids[i - 1], "title": data.title(i), "score": round(s, 3)}
-            for r, (i, s) in enumerate(recommend(model, history, k=args.k, exclude_seen=not args.include_seen))]
     print(f"\ntop {args.k} next items{' (history items removed)' if not args.include_seen else ''}:")
-    print(pd.DataFrame(rows).to_string(index=False))
+    print(top.to_string(index=False))
     return 0
 
 
 def cmd_tune(args: argparse.Namespace) -> int:
-    from .tune import run_search
+    from .tune import check_search, parse_hyper_file, run_search
 
-    run_search(args)
+    base = _config_from_args(args)
+    space = parse_hyper_file(args.params_file)
+    check_search(base, space)  # before any download or training
+    data = _load(args)
+    run_search(base, space, data, max_trials=args.max_trials, out=args.out, progress=not args.quiet)
     return 0
 
 
@@ -390,6 +397,23 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("evaluate", "test metrics of a checkpoint")
     p.add_argument("--checkpoint", required=True, help="checkpoint.pt written by train, or its run folder")
     p.set_defaults(func=cmd_evaluate)
+
+    p = add("popularity", "metrics of the popularity baseline, through the models' evaluation path",
+            description="Metrics of the popularity baseline, evaluated as the models are: with --checkpoint, on that "
+                        "run's data with its config (the same negatives as its evaluate); else on --dataset with "
+                        "--config and the options below (the trainer's defaults otherwise).")
+    _add_data_args(p)
+    p.add_argument("--checkpoint", help="a run (checkpoint.pt or its folder): evaluate on its data, with its config")
+    p.add_argument("--config", metavar="FILE", help="a .json/.yaml config file (seed, eval_negatives, ...)")
+    p.add_argument("--seed", type=int, metavar="N", help=f"seed of the sampled negatives (default: {CONFIG_DEFAULTS.seed})")
+    p.add_argument("--eval-negatives", type=int, metavar="N",
+                   help=f"sampled negatives per user (default: {CONFIG_DEFAULTS.eval_negatives})")
+    p.add_argument("--popularity-counts", metavar="NAME",
+                   help="what the negatives' popularity is counted on: train or whole (default: train)")
+    p.add_argument("--include-valid-in-train", action="store_true",
+                   help="the paper's protocol: the validation item counts as training")
+    p.add_argument("--split", nargs="+", choices=["valid", "test"], default=["test"], help="the held-out split(s)")
+    p.set_defaults(func=cmd_popularity)
 
     p = add("recommend", "top-k items for a history of raw item ids")
     p.add_argument("--checkpoint", required=True, help="checkpoint.pt written by train, or its run folder")

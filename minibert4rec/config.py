@@ -41,6 +41,7 @@ LOSS_TYPES = ("CE", "BPR")
 OUTPUT_BIAS_INITS = ("popularity", "zeros")
 POSITION_COUNTINGS = ("left", "right")
 MASKINGS = ("fixed", "independent")
+POPULARITY_COUNTS = ("train", "whole")
 DEVICE_PATTERN = r"auto|cpu(:0)?|mps(:0)?|cuda(:[0-9]+)?"
 
 
@@ -104,6 +105,8 @@ RULES: dict[str, Rule] = {
     "eval_every": Rule(1, 1_000_000, hint="evaluate every this many epochs"),
     "patience": Rule(0, 1_000_000, hint="0 = never stop early"),
     "eval_negatives": Rule(1, 1_000_000, hint="the paper samples 100; it cannot exceed the catalogue"),
+    "popularity_counts": Rule(choices=POPULARITY_COUNTS, hint="what the sampled negatives' popularity is counted on: "
+                              "'train' (ours) or 'whole' sequences (the authors')"),
     "eval_users": Rule(0, 1_000_000_000, hint="0 = the curve uses every user; n = a fixed sample of n users"),
     "seed": Rule(0, 2**32 - 1, hint="any integer from 0 to 2**32 - 1, as numpy accepts"),
     "device": Rule(pattern=DEVICE_PATTERN, hint="use 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'"),
@@ -161,6 +164,8 @@ class BERT4RecConfig:
     (stride of the sliding windows over long histories; None = max_seq_length // 2), ``eval_every`` (epochs),
     ``patience`` (evaluations without improvement of validation NDCG@10 before early stopping; 0 = never stop),
     ``eval_negatives`` (popularity-sampled negatives per user in the sampled protocol; the paper's 100),
+    ``popularity_counts`` ("train": the sampled negatives are drawn by popularity counted on the training part;
+    "whole": counted on the users' whole sequences, train + valid + test, as the authors' code does),
     ``eval_users`` (0 = every user; n > 0 draws the learning curve on a fixed, seeded sample of n users, which
     makes each evaluation during training cheaper -- the final valid/test numbers always use every user),
     ``seed``, ``device`` ("auto" = cuda > mps > cpu), ``compile`` (torch.compile), ``amp`` (bf16 autocast on CUDA),
@@ -205,6 +210,7 @@ class BERT4RecConfig:
     eval_every: int = 1
     patience: int = 0
     eval_negatives: int = 100
+    popularity_counts: str = "train"
     eval_users: int = 0
     seed: int = 42
     device: str = "auto"

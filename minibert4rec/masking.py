@@ -325,3 +325,76 @@ class ClozeDataset:
                 row = is_last[pick][:, None]  # (b 1)
                 inputs, labels = torch.where(row, last_inputs, inputs), torch.where(row, last_labels, labels)
             yield inputs, labels
+
+
+# --------------------------------------------------------------------------------------------- next-item dataset
+class NextItemDataset:
+    """The causal (SASRec-style) model's training data, with :class:`ClozeDataset`'s interface.
+
+    The same windows as the Cloze dataset (``self.windows``: (w n)); a sample is no longer a masked window but
+    the window shifted right by one: input ``[pad, w_0 .. w_{n-2}]``, label ``w`` wherever the input holds an item,
+    so that position t, which sees items up to t-1, predicts item t. No [mask], no mask-last samples: every
+    position is a training target. A window of a single item has nothing to predict from and is dropped from
+    its batch. ``batches(batch_size, epoch)`` depends only on (seed, epoch), as for the Cloze dataset.
+    """
+
+    def __init__(self, train_sequences: list[list[int]], max_len: int, n_items: int, step: int | None = None,
+                 seed: int = 0) -> None:
+        _check_max_len(max_len)
+        self.step = _check_step(step, max_len)
+        flat, lengths, offsets = _flatten(train_sequences)
+        if flat.numel() == 0:
+            raise ValueError("train_sequences has no items at all; nothing to train on.")
+        if int(flat.min()) < 1 or int(flat.max()) > n_items:
+            raise ValueError(f"train_sequences hold ids outside 1..n_items={n_items} "
+                             f"(min {int(flat.min())}, max {int(flat.max())}); re-index items (data.preprocess).")
+        ends, owner = _window_ends(lengths, max_len, self.step)
+        self.windows = _gather(flat, offsets[owner], ends, max_len, PAD)  # (w n), as ClozeDataset's
+        self.window_owner = owner  # (w,)
+        self.max_len, self.n_items, self.seed = max_len, n_items, seed
+
+    def __len__(self) -> int:
+        return len(self.windows)
+
+    def __getitem__(self, index: int) -> torch.Tensor:
+        return self.windows[index]
+
+    @property
+    def samples_per_epoch(self) -> int:
+        return len(self.windows)
+
+    def num_batches(self, batch_size: int) -> int:
+        return math.ceil(self.samples_per_epoch / batch_size)
+
+    def batches(self, batch_size: int, epoch: int, shuffle: bool = True,
+                group_by_length: bool = False) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """Yield up to ``num_batches(batch_size)`` pairs (inputs (b n), labels (b n)) in a seeded shuffled order.
+
+        ``group_by_length`` is accepted for the shared interface and changes nothing here: the causal recipe was
+        measured on these unsorted, untrimmed batches (``train.causal_batches`` before this class), and trimming
+        would change its results -- exact in arithmetic, but dropout draws its masks in the batch's shape, so a
+        narrower batch gets other dropout masks. Sorting by length as the Cloze dataset does would be a speed-up
+        that changes the recipe's numbers; left for a measured change.
+        """
+        if not isinstance(batch_size, int) or batch_size < 1:
+            raise ValueError(f"batch_size={batch_size!r} must be a positive integer.")
+        generator = torch.Generator().manual_seed(self.seed * 100_003 + epoch)
+        order = torch.randperm(len(self.windows), generator=generator) if shuffle else torch.arange(len(self.windows))
+        for pick in order.split(batch_size):
+            window = self.windows[pick]  # (b n)
+            inputs = torch.nn.functional.pad(window[:, :-1], (1, 0))  # shift right: position t sees items < t
+            labels = torch.where(inputs > 0, window, torch.zeros_like(window))
+            keep = (labels > 0).any(dim=1)
+            if not keep.any():
+                continue
+            yield inputs[keep], labels[keep]
+
+
+def make_dataset(config, train_sequences: list[list[int]], n_items: int, mask_id: int) -> ClozeDataset | NextItemDataset:
+    """The training data ``config`` asks for: Cloze samples for BERT4Rec, next-item samples for the causal model."""
+    if config.causal:
+        return NextItemDataset(train_sequences, config.max_seq_length, n_items, step=config.window_step,
+                               seed=config.seed)
+    return ClozeDataset(train_sequences, config.max_seq_length, config.mask_ratio, mask_id, n_items,
+                        step=config.window_step, last_item_ratio=config.last_item_ratio, seed=config.seed,
+                        rule=config.masking, max_predictions=config.max_predictions)

@@ -1,7 +1,8 @@
 """Top-k recommendations for one history: what a trained BERT4Rec is for.
 
 The history is appended with [mask] and the model fills in the blank: the k highest-scoring items at the masked
-position are the recommendations. Items the user has already seen can be removed first.
+position are the recommendations. Items the user has already seen can be removed first. :func:`recommend_raw`
+does the same for the ids of the dataset's file (what ``python -m minibert4rec recommend`` takes).
 """
 
 from __future__ import annotations
@@ -9,8 +10,11 @@ from __future__ import annotations
 import numbers
 from collections.abc import Iterable
 
+import pandas as pd
 import torch
 
+from .data import SequenceData
+from .evaluate import model_inputs
 from .model import BERT4Rec
 
 
@@ -36,8 +40,6 @@ def recommend(model: BERT4Rec, history: list[int], k: int = 10, exclude_seen: bo
     available = model.n_items - (len(set(history)) if exclude_seen else 0)
     if not 1 <= k <= available:
         raise ValueError(f"k={k} must be between 1 and {available} (the items left to recommend).")
-    from .train import model_inputs  # local import: train imports this package's other modules
-
     device = next(model.parameters()).device
     inputs = model_inputs(model, [history], model.config.max_seq_length, model.mask_id).to(device)
     was_training = model.training
@@ -48,3 +50,26 @@ def recommend(model: BERT4Rec, history: list[int], k: int = 10, exclude_seen: bo
         scores[torch.tensor(sorted(set(history)))] = -torch.inf
     top = torch.topk(scores, k)
     return [(int(i), float(s)) for s, i in zip(top.values, top.indices)]
+
+
+def raw_to_item_ids(data: SequenceData, raw_items: Iterable[str | int]) -> list[int]:
+    """Raw dataset ids (e.g. MovieLens movie ids, as text or numbers) -> the package's item ids 1..N."""
+    new_id = {str(raw): i + 1 for i, raw in enumerate(data.item_ids)}
+    raw_items = [str(s).strip() for s in raw_items if str(s).strip()]
+    unknown = [s for s in raw_items if s not in new_id]
+    if unknown:
+        raise ValueError(f"item {unknown[0]!r} is not in {data.name} after preprocessing; give raw dataset item ids "
+                         f"(e.g. MovieLens movie ids) separated by commas.")
+    return [new_id[s] for s in raw_items]
+
+
+def recommend_raw(model: BERT4Rec, data: SequenceData, raw_items: Iterable[str | int], k: int = 10,
+                  exclude_seen: bool = True) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """:func:`recommend` for raw dataset ids: (the history with titles, the top ``k`` with raw ids, titles, scores)."""
+    raw_items = [str(s).strip() for s in raw_items if str(s).strip()]
+    history = raw_to_item_ids(data, raw_items)
+    seen = pd.DataFrame({"item": raw_items, "title": [data.title(i) for i in history]},
+                        index=pd.RangeIndex(1, len(history) + 1, name="#"))
+    top = pd.DataFrame([{"rank": r + 1, "item": data.item_ids[i - 1], "title": data.title(i), "score": round(s, 3)}
+                        for r, (i, s) in enumerate(recommend(model, history, k=k, exclude_seen=exclude_seen))])
+    return seen, top

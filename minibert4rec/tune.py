@@ -9,7 +9,8 @@ A ``hyper.test`` file has one parameter per line: ``name kind values``::
 
 When every line is a ``choice`` the search is the full grid (as RecBole's exhaustive search); otherwise
 ``--max-trials`` configurations are drawn at random (seeded). Each trial is a normal :func:`train` run; the table
-is sorted by validation NDCG@10 (full ranking) and shows the test metrics of every trial.
+is sorted by validation NDCG@10 (full ranking) and shows the test metrics of every trial. The command line
+(``python -m minibert4rec tune``) only parses its options into the arguments of :func:`run_search`.
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ from typing import Any
 import pandas as pd
 
 from .config import BERT4RecConfig
+from .data import SequenceData
+from .files import atomic_write
 
 # RecBole names that differ from ours
 RECBOLE_ALIASES = {"train_batch_size": "batch_size", "epochs": "epochs", "MAX_ITEM_LIST_LENGTH": "max_seq_length"}
@@ -84,32 +87,36 @@ def trials(space: dict[str, tuple[str, Any]], max_trials: int | None = None, see
     return [{n: draw(*space[n]) for n in names} for _ in range(max_trials or 10)]
 
 
-def run_search(args: Any) -> pd.DataFrame:
-    """Run every trial (``args`` from the CLI's ``tune`` subcommand); print and save the sorted table."""
-    from .cli import _config_from_args, _load
-    from .train import train
-
-    base = _config_from_args(args)
-    space = parse_hyper_file(args.params_file)
+def check_search(base: BERT4RecConfig, space: dict[str, tuple[str, Any]]) -> None:
+    """Refuse a search that cannot be ranked honestly (before any data is loaded or model trained)."""
     if base.include_valid_in_train or "include_valid_in_train" in space:
         raise ValueError("tune ranks trials by validation NDCG@10, so the validation item must stay out of training; "
                          "drop --include-valid-in-train (use it for the final run with the chosen parameters).")
-    data = _load(args)
+
+
+def run_search(base: BERT4RecConfig, space: dict[str, tuple[str, Any]], data: SequenceData, *,
+               max_trials: int | None = None, out: str | Path | None = None, progress: bool = True) -> pd.DataFrame:
+    """Train every trial of ``space`` (from :func:`parse_hyper_file`) on ``data``, each ``base`` with the trial's
+    values; print the table sorted by validation NDCG@10 and write it to ``out`` (default runs/tune-DATASET)
+    as ``trials.csv`` and ``best.json``."""
+    from .train import train
+
+    check_search(base, space)
     rows = []
-    for number, params in enumerate(trials(space, args.max_trials, seed=base.seed), start=1):
+    for number, params in enumerate(trials(space, max_trials, seed=base.seed), start=1):
         params = {k: int(v) if isinstance(getattr(base, k), int) and not isinstance(getattr(base, k), bool)
                   and float(v).is_integer() else v for k, v in params.items()}
         config = base.replace(**params)
-        result = train(config, data, progress=not args.quiet)
+        result = train(config, data, progress=progress)
         row = {"trial": number, **params, "valid NDCG@10": result.valid["full"]["NDCG@10"],
                **{f"test {m}": v for m, v in result.test["full"].items()},
                "test sampled NDCG@10": result.test["sampled"]["NDCG@10"], "seconds": round(result.train_seconds, 1)}
         rows.append(row)
         print(f"trial {number}: {params} -> valid NDCG@10 {row['valid NDCG@10']:.4f}", flush=True)
     table = pd.DataFrame(rows).sort_values("valid NDCG@10", ascending=False).reset_index(drop=True)
-    out = Path(args.out or f"runs/tune-{data.name}")
+    out = Path(out or f"runs/tune-{data.name}")
     out.mkdir(parents=True, exist_ok=True)
-    table.to_csv(out / "trials.csv", index=False)
-    (out / "best.json").write_text(json.dumps(table.iloc[0].to_dict(), indent=2, default=str) + "\n")
+    atomic_write(out / "trials.csv", table.to_csv(index=False))
+    atomic_write(out / "best.json", json.dumps(table.iloc[0].to_dict(), indent=2, default=str) + "\n")
     print(table.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
     return table

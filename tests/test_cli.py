@@ -106,3 +106,36 @@ def test_help_is_plain_text_with_defaults():
     download = subparsers["download"].format_help()
     assert "--min-user-count" not in download and "--config" not in download
     assert "{ml-100k,ml-1m,ml-20m}" in download  # only what has a download
+
+
+def test_popularity_command_is_the_baseline_of_a_run(tmp_path, run_args, capsys):
+    from minibert4rec.checkpoint import checkpoint_data
+    from minibert4rec.config import BERT4RecConfig
+    from minibert4rec.evaluate import evaluate_popularity, metrics_table
+
+    out = tmp_path / "run"
+    args = [*run_args[: run_args.index("--epochs")], "--epochs", "1", *run_args[run_args.index("--epochs") + 2:]]
+    assert cli.main(["train", *args, "--seed", "7", "--out", str(out)]) == 0
+    capsys.readouterr()
+    # with --checkpoint: the run's data and config (seed 7, 20 negatives), the same table as evaluate prints
+    assert cli.main(["popularity", "--checkpoint", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "popularity baseline on seq: seed 7, 20 sampled negatives counted on the training part" in printed
+    state = load_checkpoint(out / "checkpoint.pt")
+    expected = evaluate_popularity(checkpoint_data(state), config=BERT4RecConfig.from_dict(state["config"]))
+    table = metrics_table({"test": expected}).to_string(float_format=lambda v: f"{v:.4f}")
+    assert table in printed
+    # without a checkpoint: a dataset and the options the negatives depend on
+    data_args = run_args[: run_args.index("--config")]
+    assert cli.main(["popularity", *data_args, "--seed", "7", "--eval-negatives", "20", "--split", "valid", "test"]) == 0
+    printed = capsys.readouterr().out
+    rows = {" ".join(line.split()[:-6]): line.split()[-6:] for line in printed.splitlines()[2:]}
+    assert rows["test / sampled (100 neg.)"] == table.splitlines()[-1].split()[-6:]  # the same numbers
+    assert set(rows) == {f"{split} / {p}" for split in ("valid", "test")
+                         for p in ("full, seen kept", "full, seen removed", "sampled (100 neg.)")}
+    assert cli.main(["popularity", *data_args, "--eval-negatives", "20", "--popularity-counts", "whole"]) == 0
+    assert "counted on the whole sequences" in capsys.readouterr().out
+    assert cli.main(["popularity", "--checkpoint", str(out), "--seed", "1"]) == 2
+    assert "with the run's own data and config; drop --seed" in capsys.readouterr().err
+    assert cli.main(["popularity", *data_args, "--popularity-counts", "all"]) == 2
+    assert "popularity_counts" in capsys.readouterr().err

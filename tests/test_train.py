@@ -163,3 +163,44 @@ def test_cli_train_evaluate_recommend(tmp_path, capsys, data):
     assert cli.main(["recommend", "--checkpoint", str(out / "checkpoint.pt"), "--items", "999999", "-k", "3"]) == 2
     assert "not in" in capsys.readouterr().err
     assert model_from_checkpoint(load_checkpoint(out / "checkpoint.pt")).n_items == data.n_items
+
+
+def _causal_batches_before(windows, batch_size, seed, epoch):
+    """train.causal_batches as it was before NextItemDataset replaced it (the reference the causal numbers hold on)."""
+    generator = torch.Generator().manual_seed(seed * 100_003 + epoch)
+    order = torch.randperm(len(windows), generator=generator)
+    for start in range(0, len(windows), batch_size):
+        w = windows[order[start : start + batch_size]]
+        inputs = torch.nn.functional.pad(w[:, :-1], (1, 0))
+        labels = torch.where(inputs > 0, w, torch.zeros_like(w))
+        keep = (labels > 0).any(dim=1)
+        if keep.any():
+            yield inputs[keep], labels[keep]
+
+
+def test_next_item_dataset_gives_the_causal_batches_of_before(data):
+    from minibert4rec.masking import ClozeDataset, NextItemDataset, make_dataset
+
+    train_seqs = data.split().train + [[5]]  # a one-item history: nothing to predict, dropped from its batch
+    config = BERT4RecConfig(causal=True, **{**SMALL, "max_seq_length": 8})
+    dataset = make_dataset(config, train_seqs, data.n_items, data.mask_id)
+    assert isinstance(dataset, NextItemDataset)
+    cloze = make_dataset(config.replace(causal=False), train_seqs, data.n_items, data.mask_id)
+    assert isinstance(cloze, ClozeDataset) and torch.equal(dataset.windows, cloze.windows)  # the same windows
+    assert len(dataset) == dataset.samples_per_epoch == len(cloze.windows)
+    assert dataset.num_batches(32) == -(-len(dataset) // 32)
+    for epoch in (1, 2):
+        for group in (False, True):
+            ours = list(dataset.batches(32, epoch, group_by_length=group))
+            before = list(_causal_batches_before(dataset.windows, 32, config.seed, epoch))
+            assert len(ours) == len(before) == dataset.num_batches(32)
+            for (a, b), (c, d) in zip(ours, before):
+                assert torch.equal(a, c) and torch.equal(b, d)
+    inputs, labels = next(dataset.batches(4, 1, shuffle=False))
+    window = dataset.windows[0]
+    assert inputs[0].tolist() == [0, *window[:-1].tolist()]  # shifted right: position t sees items before t
+    assert labels[0].tolist() == [x if i > 0 else 0 for x, i in zip(window.tolist(), inputs[0].tolist())]
+    assert sum(len(i) for i, _ in dataset.batches(32, 1)) == len(dataset) - 1  # the one-item window dropped
+    assert [x[0].tolist() for x in dataset.batches(32, 3)] != [x[0].tolist() for x in dataset.batches(32, 4)]
+    with pytest.raises(ValueError, match="outside 1..n_items"):
+        NextItemDataset([[0, 1]], 8, n_items=10)
