@@ -719,14 +719,17 @@ def option_flag(name: str) -> str:
 
 
 def apply_preset(preset: str | Preset, explicit: Mapping[str, Any] | None = None, *, recipe: bool = False,
-                 only: Iterable[str] | None = None) -> tuple[dict[str, Any], list[str]]:
+                 only: Iterable[str] | None = None,
+                 flags: Mapping[str, str] | None = None) -> tuple[dict[str, Any], list[str]]:
     """Apply a preset under the options the user gave; return ``(options, lines)``.
 
     * ``preset``: a name in :data:`PRESETS` (or a :class:`Preset`, e.g. from :func:`preset_for`);
     * ``explicit``: ONLY the options the user gave (e.g. the command-line options whose value is not None), by
       config field name (``mask_ratio``) or k-core name (``min_user_count``). They win over the preset;
     * ``recipe``: also apply the preset's CPU training recipe (benchmarks/reproduce.py) over the authors' values;
-    * ``only``: apply only these preset keys (e.g. the fields BERT4RecConfig has today).
+    * ``only``: apply only these preset keys (e.g. the fields BERT4RecConfig has today);
+    * ``flags``: the flag that set an option, where it is not :func:`option_flag`'s (``{"hidden_dropout_prob":
+      "--dropout"}``), for the override lines.
 
     ``options`` = the preset's values, overridden by ``explicit``: pass ``min_user_count``/``min_item_count`` to
     ``load_dataset`` and the rest to ``BERT4RecConfig``. ``lines`` are what a command prints, e.g.::
@@ -752,5 +755,5 @@ def apply_preset(preset: str | Preset, explicit: Mapping[str, Any] | None = None
              + (f" ({preset.note})" if preset.note else "")]
     for key, value in explicit.items():
         if key in values and values[key] != value:
-            lines.append(f"{option_flag(key)} {value} overrides the preset's {values[key]}")
+            lines.append(f"{(flags or {}).get(key) or option_flag(key)} {value} overrides the preset's {values[key]}")
     return {**values, **explicit}, lines
