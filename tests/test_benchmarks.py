@@ -20,7 +20,8 @@ def test_reproduce_writes_both_protocols_and_keeps_the_papers_row_apart(tmp_path
     seqs.write_text("".join(f"{u + 1} {i}\n" for u, seq in enumerate(data.sequences) for i in seq))
     out = tmp_path / "result.json"
     subprocess.run([sys.executable, "benchmarks/reproduce.py", "--dataset", str(seqs), "--data-dir", str(tmp_path),
-                    "--preset", "ml-1m", "--epochs", "2", "--eval-every", "1", "--protocol", protocol, "--threads", "1", "--out", str(out),
+                    "--preset", "ml-1m", "--epochs", "2", "--eval-every", "1", "--protocol", protocol,
+                    "--threads", "1", "--out", str(out),
                     "--checkpoint-dir", str(tmp_path / "ck")], cwd=ROOT, check=True, capture_output=True, text=True)
     result = json.loads(out.read_text())
     assert result["preset"] == "ml-1m" and result["config"]["max_seq_length"] == 200
@@ -79,3 +80,23 @@ def test_reproduce_table_is_the_same_shape_with_or_without_a_paper_row():
     without = reproduce.table("mine", {}, test).splitlines()
     assert with_row[1] == without[1] and len(without) == len(with_row) + 1  # + the line that says why no row
     assert "0.3025" in with_row[4] and without[4].split()[1] == "-"
+
+
+def test_pipeline_scale_runs_at_a_tiny_size_and_reports_every_stage(tmp_path):
+    out = tmp_path / "scale.json"
+    subprocess.run([sys.executable, "benchmarks/pipeline_scale.py", "--users", "60", "--items", "80", "--actions",
+                    "3000", "--max-len", "20", "--batch-size", "32", "--max-batches", "2", "--eval-users", "10",
+                    "--eval-negatives", "10", "--hidden-size", "8", "--threads", "1", "--out", str(out)],
+                   cwd=ROOT, check=True, capture_output=True, text=True)
+    result = json.loads(out.read_text())
+    stages = result["stages"]
+    assert list(stages) == ["load", "preprocess", "split", "item_counts", "batches", "evaluate"]
+    assert all(s["seconds"] >= 0 and s["peak_rss_mb"] > 0 for s in stages.values())
+    assert stages["load"]["rows"] == 3000 == result["generated"]["actions"]  # every generated line was read
+    assert stages["preprocess"]["actions"] <= 3000 and stages["preprocess"]["users"] <= 60
+    batches = stages["batches"]
+    assert batches["batches_iterated"] == 2 < batches["batches_per_epoch"] and "extrapolated" in batches["how"]
+    assert stages["evaluate"]["users"] == 10
+    assert result["load_preprocess_split_seconds"] == pytest.approx(
+        sum(stages[s]["seconds"] for s in ("load", "preprocess", "split")), abs=0.1)
+    assert set(result["meets_targets"]) == {"peak_rss", "load_preprocess_split"}
