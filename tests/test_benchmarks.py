@@ -20,9 +20,11 @@ def test_reproduce_writes_both_protocols_and_keeps_the_papers_row_apart(tmp_path
     seqs.write_text("".join(f"{u + 1} {i}\n" for u, seq in enumerate(data.sequences) for i in seq))
     out = tmp_path / "result.json"
     subprocess.run([sys.executable, "benchmarks/reproduce.py", "--dataset", str(seqs), "--data-dir", str(tmp_path),
-                    "--epochs", "2", "--eval-every", "1", "--protocol", protocol, "--threads", "1", "--out", str(out),
+                    "--preset", "ml-1m", "--epochs", "2", "--eval-every", "1", "--protocol", protocol,
+                    "--threads", "1", "--out", str(out),
                     "--checkpoint-dir", str(tmp_path / "ck")], cwd=ROOT, check=True, capture_output=True, text=True)
     result = json.loads(out.read_text())
+    assert result["preset"] == "ml-1m" and result["config"]["max_seq_length"] == 200
     assert result["status"] == "done" and result["protocol"] == protocol and result["epochs_run"] == 2
     assert result["config"]["include_valid_in_train"] == (protocol == "paper")
     assert [f"{watched}_sampled_NDCG@10" in row for row in result["curve"]] == [True, True]
@@ -34,3 +36,67 @@ def test_reproduce_writes_both_protocols_and_keeps_the_papers_row_apart(tmp_path
     assert result[f"{watched}_reaches_paper_at_seconds"] is None
     assert {"git_commit", "command", "machine", "train_seconds"} <= set(result)
     assert (tmp_path / "ck" / "checkpoint.pt").exists() and not list(tmp_path.glob("*.tmp"))
+
+
+sys.path.insert(0, str(ROOT / "benchmarks"))
+import reproduce  # noqa: E402
+
+
+def test_reproduce_ml1m_default_is_still_the_recipe():
+    args = reproduce.parse_args([])
+    options, lines = reproduce.settings(args, reproduce.preset_for(args.dataset, args.preset))
+    recipe = {"min_user_count": 5, "min_item_count": 5, "max_seq_length": 200, "mask_ratio": 0.2, "window_step": None,
+              "hidden_size": 64, "inner_size": 256, "n_layers": 2, "n_heads": 2, "hidden_dropout_prob": 0.1,
+              "attn_dropout_prob": 0.1, "batch_size": 32, "learning_rate": 2e-3, "warmup_steps": 500,
+              "weight_decay": 0.0, "last_item_ratio": 0.1, "epochs": 105, "output_bias_init": "popularity"}
+    assert options == recipe  # what reproduce.py hard-coded before the presets
+    assert args.seed == 42 and args.eval_every == 2 and args.protocol == "paper"
+    assert lines[0].startswith("preset ml-1m (with the CPU recipe): min_user_count=5")
+    for key in ("position_counting", "masking", "max_predictions"):  # issue 15's options: shown, never applied
+        assert key not in options
+        assert key in reproduce.CONFIG_FIELDS or f"{key}=" in lines[-1]
+
+
+def test_reproduce_options_override_the_preset_and_say_so():
+    args = reproduce.parse_args(["--dataset", "beauty", "--mask-ratio", "0.4", "--dropout", "0.3",
+                                 "--min-item-count", "5"])
+    options, lines = reproduce.settings(args, reproduce.preset_for(args.dataset, args.preset))
+    assert options["mask_ratio"] == 0.4 and options["max_seq_length"] == 50 and options["window_step"] == 5
+    assert options["hidden_dropout_prob"] == options["attn_dropout_prob"] == 0.3 and options["min_user_count"] == 0
+    assert "--mask-ratio 0.4 overrides the preset's 0.6" in lines
+    assert "--dropout 0.3 overrides the preset's 0.1" in lines and "--min-item-count 5 overrides the preset's 0" in lines
+
+
+def test_reproduce_missing_file_says_where_to_put_it(tmp_path, capsys):
+    assert reproduce.main(["--dataset", "steam", "--data-dir", str(tmp_path), "--out", str(tmp_path / "r.json")]) == 2
+    message = capsys.readouterr().err
+    assert str(tmp_path / "steam" / "steam.txt") in message and "--path FILE" in message
+    assert not (tmp_path / "r.json").exists()
+
+
+def test_reproduce_table_is_the_same_shape_with_or_without_a_paper_row():
+    test = {p: {m: 0.1 for m in reproduce.METRICS} for p in ("sampled", "full", "full_filtered")}
+    with_row = reproduce.table("beauty", reproduce.PRESETS["beauty"].paper_row, test).splitlines()
+    without = reproduce.table("mine", {}, test).splitlines()
+    assert with_row[1] == without[1] and len(without) == len(with_row) + 1  # + the line that says why no row
+    assert "0.3025" in with_row[4] and without[4].split()[1] == "-"
+
+
+def test_pipeline_scale_runs_at_a_tiny_size_and_reports_every_stage(tmp_path):
+    out = tmp_path / "scale.json"
+    subprocess.run([sys.executable, "benchmarks/pipeline_scale.py", "--users", "60", "--items", "80", "--actions",
+                    "3000", "--max-len", "20", "--batch-size", "32", "--max-batches", "2", "--eval-users", "10",
+                    "--eval-negatives", "10", "--hidden-size", "8", "--threads", "1", "--out", str(out)],
+                   cwd=ROOT, check=True, capture_output=True, text=True)
+    result = json.loads(out.read_text())
+    stages = result["stages"]
+    assert list(stages) == ["load", "preprocess", "split", "item_counts", "batches", "evaluate"]
+    assert all(s["seconds"] >= 0 and s["peak_rss_mb"] > 0 for s in stages.values())
+    assert stages["load"]["rows"] == 3000 == result["generated"]["actions"]  # every generated line was read
+    assert stages["preprocess"]["actions"] <= 3000 and stages["preprocess"]["users"] <= 60
+    batches = stages["batches"]
+    assert batches["batches_iterated"] == 2 < batches["batches_per_epoch"] and "extrapolated" in batches["how"]
+    assert stages["evaluate"]["users"] == 10
+    assert result["load_preprocess_split_seconds"] == pytest.approx(
+        sum(stages[s]["seconds"] for s in ("load", "preprocess", "split")), abs=0.1)
+    assert set(result["meets_targets"]) == {"peak_rss", "load_preprocess_split"}

@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 import torch
 
-from minibert4rec import data
+from minibert4rec import datasets
 from minibert4rec.data import (KNOWN_DATASETS, SequenceData, download, install_shared_copy, k_core_mask, load_dataset,
                                load_interactions, preprocess, read_interactions, read_titles, synthetic_sequences)
 
@@ -47,8 +47,8 @@ def offline(monkeypatch):
     def no_network(*args, **kwargs):
         raise ConnectionError("[Errno -3] Temporary failure in name resolution")
 
-    monkeypatch.setattr(data, "_fetch", no_network)
-    monkeypatch.setattr(data, "_pip_download", no_network)
+    monkeypatch.setattr(datasets, "_fetch", no_network)
+    monkeypatch.setattr(datasets, "_pip_download", no_network)
 
 
 @pytest.fixture
@@ -56,7 +56,7 @@ def unchecked(monkeypatch):
     """Known datasets without their published line counts and hashes, so that tiny hand-written files pass
     (tests/test_bad_inputs.py checks that the real checks refuse them)."""
     for name, spec in KNOWN_DATASETS.items():
-        monkeypatch.setitem(data.KNOWN_DATASETS, name, dataclasses.replace(spec, expected=()))
+        monkeypatch.setitem(datasets.KNOWN_DATASETS, name, dataclasses.replace(spec, expected=()))
 
 
 # ------------------------------------------------------------------------------------------------ readers
@@ -210,7 +210,7 @@ def test_no_network_says_what_to_download_and_where(tmp_path, offline):
 
 def test_a_missing_dataset_is_a_short_message_without_traceback_in_jupyter(tmp_path, offline):
     """The notebooks' data cell: what is missing, where to put it, how to switch to ml-100k; no stack trace."""
-    with pytest.raises(data.DatasetUnavailable) as error:
+    with pytest.raises(datasets.DatasetUnavailable) as error:
         load_dataset("ml-1m", tmp_path)
     lines = error.value._render_traceback_()  # what IPython prints instead of a traceback
     assert lines[0].startswith("DatasetUnavailable: ml-1m is not in ") and len(lines) == 3
@@ -234,16 +234,16 @@ def test_grouplens_download_checksum_and_atomic_extract(tmp_path, monkeypatch):
         calls.append(url)
         dest.write_bytes(payload)
 
-    monkeypatch.setattr(data, "_fetch", fetch)
-    monkeypatch.setattr(data, "_pip_download", lambda *a: (_ for _ in ()).throw(ConnectionError("no PyPI")))
+    monkeypatch.setattr(datasets, "_fetch", fetch)
+    monkeypatch.setattr(datasets, "_pip_download", lambda *a: (_ for _ in ()).throw(ConnectionError("no PyPI")))
     payload = b"<html>not a zip</html>"
     with pytest.raises(ValueError, match=r"checksum mismatch for .*ml-100k.zip.*second source.*failed too"):
         download("ml-100k", tmp_path)  # the second source is tried after a damaged download
     assert sorted(p.name for p in tmp_path.iterdir()) == []  # the bad download is gone, no temporary files left
-    monkeypatch.setattr(data, "_pip_download", lambda *a: pytest.fail("GroupLens worked: no second source"))
+    monkeypatch.setattr(datasets, "_pip_download", lambda *a: pytest.fail("GroupLens worked: no second source"))
 
     spec = dataclasses.replace(KNOWN_DATASETS["ml-100k"], sha256=hashlib.sha256(good).hexdigest())
-    monkeypatch.setitem(data.KNOWN_DATASETS, "ml-100k", spec)
+    monkeypatch.setitem(datasets.KNOWN_DATASETS, "ml-100k", spec)
     payload = good
     assert download("ml-100k", tmp_path, progress=False) == tmp_path / "ml-100k"
     assert sorted(p.name for p in tmp_path.rglob("*")) == ["SHA256SUMS", "ml-100k", "ml-100k.zip", "u.data", "u.item"]
@@ -272,11 +272,11 @@ def test_recbole_wheel_is_the_second_source_for_ml_100k(tmp_path, monkeypatch):
         (dest_dir / "recbole-1.2.1-py3-none-any.whl").write_bytes(buffer.getvalue())
         return dest_dir / "recbole-1.2.1-py3-none-any.whl"
 
-    monkeypatch.setattr(data, "_fetch", lambda *a: (_ for _ in ()).throw(OSError("no route to host")))
-    monkeypatch.setattr(data, "_pip_download", pip_download)
+    monkeypatch.setattr(datasets, "_fetch", lambda *a: (_ for _ in ()).throw(OSError("no route to host")))
+    monkeypatch.setattr(datasets, "_pip_download", pip_download)
     with pytest.raises(ValueError, match=r"checksum mismatch .*recbole==1.2.1 wheel"):
         download("ml-100k", tmp_path)
-    monkeypatch.setattr(data, "RECBOLE_SHA256", hashlib.sha256(buffer.getvalue()).hexdigest())
+    monkeypatch.setattr(datasets, "RECBOLE_SHA256", hashlib.sha256(buffer.getvalue()).hexdigest())
     download("ml-100k", tmp_path)
     assert sorted(p.name for p in (tmp_path / "ml-100k").iterdir()) == ["SHA256SUMS", "ml-100k.inter", "ml-100k.item"]
     modes = {oct(p.stat().st_mode & 0o777) for p in (tmp_path / "ml-100k").iterdir()}
