@@ -30,7 +30,7 @@ TRAIN_OVERRIDES = {
     "inner_size": int, "n_layers": int, "n_heads": int, "mask_ratio": float, "hidden_dropout_prob": float,
     "attn_dropout_prob": float, "hidden_act": str, "loss_type": str, "weight_decay": float, "warmup_steps": int,
     "last_item_ratio": float, "window_step": int, "eval_every": int, "patience": int, "seed": int, "device": str,
-    "eval_negatives": int, "popularity_counts": str, "threads": int,
+    "eval_negatives": int, "popularity_counts": str, "threads": int, "max_predictions": int,
 }
 CONFIG_DEFAULTS = BERT4RecConfig()
 # the data options; None on the command line = "not given" (with --resume: the run's own value, else these)
@@ -71,14 +71,47 @@ def _add_data_args(parser: argparse.ArgumentParser, resume: bool = False) -> Non
     parser.add_argument("--dataset", help="ml-100k, ml-1m, ml-20m, beauty, steam, or a path to a ratings/.inter/"
                                           f"'user item' file (default: ml-100k{run})")
     parser.add_argument("--data-dir", help=f"download cache (default: data{run})")
+    parser.add_argument("--preset", help="the paper's settings of ml-1m, ml-20m, beauty or steam for a file given by "
+                                         "path (a known --dataset applies its own preset; explicit options win)")
     parser.add_argument("--min-user-count", type=int,
                         help=f"k-core: drop users with fewer interactions (default: 5{run})")
     parser.add_argument("--min-item-count", type=int,
                         help=f"k-core: drop items with fewer interactions (default: 5{run})")
 
 
+# what a dataset preset sets on the command line: the paper's / authors' data and Cloze settings, not the optimizer
+PRESET_KEYS = ("min_user_count", "min_item_count", "max_seq_length", "mask_ratio", "last_item_ratio", "window_step",
+               "hidden_dropout_prob", "attn_dropout_prob", "max_predictions")
+
+
+def _preset_options(args: argparse.Namespace, file_config: BERT4RecConfig | None = None) -> dict[str, Any]:
+    """The preset of ``--dataset``/``--preset`` (``datasets.PRESETS``: ml-1m, ml-20m, beauty, steam) under the
+    options the user gave; prints what it applied once per command. {} for other data (ml-100k, a plain file)."""
+    from .datasets import FILE_PRESET, apply_preset, preset_for
+
+    if getattr(args, "dataset", None) is None and getattr(args, "preset", None) is None:
+        return {}
+    preset = preset_for(args.dataset or "", getattr(args, "preset", None))
+    if preset is FILE_PRESET:
+        return {}
+    explicit = {k: getattr(args, k) for k in PRESET_KEYS if getattr(args, k, None) is not None}
+    if file_config is not None:  # a --config file's own values win over the preset too
+        explicit.update({k: getattr(file_config, k) for k in PRESET_KEYS if hasattr(file_config, k)
+                         and getattr(file_config, k) != getattr(CONFIG_DEFAULTS, k) and k not in explicit})
+    options, lines = apply_preset(preset, explicit, only=PRESET_KEYS)
+    if not getattr(args, "_preset_printed", False):
+        print("\n".join(lines))
+        args._preset_printed = True
+    return options
+
+
 def _fill_data_args(args: argparse.Namespace, stored: dict[str, Any] | None = None) -> None:
-    """Data options that were not given: the stored run's (``--resume``), else ``DATA_DEFAULTS``."""
+    """Data options that were not given: the stored run's (``--resume``), else the dataset's preset (k-core),
+    else ``DATA_DEFAULTS``."""
+    if stored is None and getattr(args, "dataset", None) is not None:
+        for key, value in _preset_options(args).items():
+            if key in DATA_DEFAULTS and getattr(args, key, None) is None:
+                setattr(args, key, value)
     for key, default in DATA_DEFAULTS.items():
         if getattr(args, key, None) is None:
             setattr(args, key, (stored or {}).get(key, default))
@@ -122,7 +155,9 @@ def cmd_download(args: argparse.Namespace) -> int:
 
 def _config_from_args(args: argparse.Namespace) -> BERT4RecConfig:
     config = BERT4RecConfig.load(args.config) if args.config else BERT4RecConfig()
-    changes: dict[str, Any] = {k: getattr(args, k) for k in TRAIN_OVERRIDES if getattr(args, k) is not None}
+    preset = _preset_options(args, config if args.config else None)  # the dataset's settings, under the user's
+    changes: dict[str, Any] = {k: v for k, v in preset.items() if k not in DATA_DEFAULTS}
+    changes.update({k: getattr(args, k) for k in TRAIN_OVERRIDES if getattr(args, k) is not None})
     if args.causal:
         changes["causal"] = True
     if args.compile:

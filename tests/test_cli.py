@@ -139,3 +139,27 @@ def test_popularity_command_is_the_baseline_of_a_run(tmp_path, run_args, capsys)
     assert "with the run's own data and config; drop --seed" in capsys.readouterr().err
     assert cli.main(["popularity", *data_args, "--popularity-counts", "all"]) == 2
     assert "popularity_counts" in capsys.readouterr().err
+
+
+def test_dataset_preset_is_applied_printed_and_overridden(capsys):
+    """--dataset ml-1m applies the paper's settings and says so; an explicit option wins and says so too;
+    ml-100k (no preset) prints nothing and keeps the package's defaults."""
+    from minibert4rec.cli import _config_from_args, build_parser
+
+    parser = build_parser()
+    config = _config_from_args(parser.parse_args(["train", "--dataset", "ml-1m", "--mask-ratio", "0.3"]))
+    out = capsys.readouterr().out
+    assert config.max_seq_length == 200 and config.mask_ratio == 0.3 and config.window_step == 100
+    assert "preset ml-1m:" in out and "max_seq_length=200" in out
+    assert "--mask-ratio 0.3 overrides the preset's 0.2" in out
+    config = _config_from_args(parser.parse_args(["train", "--dataset", "ml-100k"]))
+    assert config.max_seq_length == 50 and capsys.readouterr().out == ""
+    args = parser.parse_args(["train", "--dataset", "some/file.txt", "--preset", "beauty", "--min-item-count", "2"])
+    config = _config_from_args(args)
+    assert (config.max_seq_length, config.mask_ratio) == (50, 0.6)
+    from minibert4rec.cli import _fill_data_args
+
+    _fill_data_args(args)
+    assert (args.min_user_count, args.min_item_count) == (0, 2)  # the preset's k-core (none), under the user's
+    with pytest.raises(ValueError, match="unknown preset"):
+        _config_from_args(parser.parse_args(["train", "--dataset", "x.txt", "--preset", "netflix"]))
