@@ -164,8 +164,9 @@ class BERT4RecConfig:
     (stride of the sliding windows over long histories; None = max_seq_length // 2), ``eval_every`` (epochs),
     ``patience`` (evaluations without improvement of validation NDCG@10 before early stopping; 0 = never stop),
     ``eval_negatives`` (popularity-sampled negatives per user in the sampled protocol; the paper's 100),
-    ``popularity_counts`` ("train": the sampled negatives are drawn by popularity counted on the training part;
-    "whole": counted on the users' whole sequences, train + valid + test, as the authors' code does),
+    ``popularity_counts`` ("whole", the authors': the sampled negatives are drawn by popularity counted on the
+    users' whole sequences, train + valid + test, as the authors' code does; "train": counted on the training part
+    only, this package's earlier default. On ML-1m the two change sampled NDCG@10 by less than 0.001),
     ``eval_users`` (0 = every user; n > 0 draws the learning curve on a fixed, seeded sample of n users, which
     makes each evaluation during training cheaper -- the final valid/test numbers always use every user),
     ``seed``, ``device`` ("auto" = cuda > mps > cpu), ``compile`` (torch.compile), ``amp`` (bf16 autocast on CUDA),
@@ -210,7 +211,7 @@ class BERT4RecConfig:
     eval_every: int = 1
     patience: int = 0
     eval_negatives: int = 100
-    popularity_counts: str = "train"
+    popularity_counts: str = "whole"
     eval_users: int = 0
     seed: int = 42
     device: str = "auto"

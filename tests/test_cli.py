@@ -120,7 +120,7 @@ def test_popularity_command_is_the_baseline_of_a_run(tmp_path, run_args, capsys)
     # with --checkpoint: the run's data and config (seed 7, 20 negatives), the same table as evaluate prints
     assert cli.main(["popularity", "--checkpoint", str(out)]) == 0
     printed = capsys.readouterr().out
-    assert "popularity baseline on seq: seed 7, 20 sampled negatives counted on the training part" in printed
+    assert "popularity baseline on seq: seed 7, 20 sampled negatives counted on the whole sequences" in printed
     state = load_checkpoint(out / "checkpoint.pt")
     expected = evaluate_popularity(checkpoint_data(state), config=BERT4RecConfig.from_dict(state["config"]))
     table = metrics_table({"test": expected}).to_string(float_format=lambda v: f"{v:.4f}")

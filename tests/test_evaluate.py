@@ -66,7 +66,7 @@ def test_negatives_never_hold_an_item_of_the_users_whole_sequence(data, drawn):
 
 
 def test_popularity_counts_train_or_whole(data):
-    config = BERT4RecConfig(**TINY)
+    config = BERT4RecConfig(popularity_counts="train", **TINY)
     train_counts = negative_counts(data, config)
     assert torch.equal(train_counts, data.item_counts())
     whole = negative_counts(data, config.replace(popularity_counts="whole"))
@@ -76,6 +76,7 @@ def test_popularity_counts_train_or_whole(data):
             expected[item] += 1
     assert torch.equal(whole, expected) and whole.sum() == data.n_actions
     assert whole.sum() - train_counts.sum() == 2 * len(held_out(data, "test")[1])  # + valid and test items
+    assert BERT4RecConfig().popularity_counts == "whole"  # the authors' (measured as good: docs/differences.md)
     paper = negative_counts(data, config.replace(include_valid_in_train=True))
     assert torch.equal(paper, data.item_counts(include_valid_in_train=True))
     a = evaluate_popularity(data, config=config)["sampled"]
@@ -104,8 +105,8 @@ def test_a_subset_of_users_is_the_same_users_metrics(data):
     part = evaluate_split(model, data, config, "valid", users=users)
     histories, targets, interacted = held_out(data, "valid")
     direct = evaluate_module.evaluate(model, [histories[u] for u in users], [targets[u] for u in users],
-                                      data.item_counts(), max_len=10, mask_id=data.mask_id, n_negatives=20,
-                                      interacted=[interacted[u] for u in users], seed=3)
+                                      negative_counts(data, config), max_len=10, mask_id=data.mask_id,
+                                      n_negatives=20, interacted=[interacted[u] for u in users], seed=3)
     assert part == direct
     prepared = prepare_split(data, config, "valid")  # what the trainer builds once per run
     assert evaluate_split(model, data, config, prepared, users=users) == part
