@@ -6,6 +6,9 @@ this module only parses arguments and prints (help texts are plain text: argpars
 A mistake in the input (an option's value, a file, a checkpoint that does not fit the data) is reported as ONE
 line, "error: ...", on stderr, with exit code 2 -- the package's errors name the input, what is wrong and the
 fix. Anything else is a bug and keeps its traceback.
+
+(Over ~300 lines: one small function per command plus the argument definitions and their help texts, which are
+most of the file; the logic lives in the package.)
 """
 
 from __future__ import annotations

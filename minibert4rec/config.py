@@ -5,6 +5,10 @@ RecBole user can carry a configuration file over unchanged.  The training option
 epochs, warm-up ...) sit in the same dataclass: one object describes one run, and it is saved next to the
 checkpoint so that a run can always be reproduced.
 
+(Over ~300 lines on purpose: every option is documented and checked here, in one table (``RULES``), so that a
+wrong value is caught before any work, with the field's own hint; ``run_sizes`` and the memory estimate that
+refuses an impossible run live next to the options they read.)
+
 >>> cfg = BERT4RecConfig(hidden_size=64, n_heads=2)
 >>> cfg.head_dim
 32

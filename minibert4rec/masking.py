@@ -14,6 +14,9 @@ Shapes: b batch, n positions (= max_len), w windows. Ids: 0 = padding, 1..N item
 5. **Inference** — ``inference_inputs`` appends [mask] to each history; the prediction is read at position n-1.
 
 All randomness comes from an explicit ``torch.Generator``; every function works on whole (b n) tensors at once.
+
+(Over ~300 lines: the two training datasets -- Cloze and next-item, one interface -- sit next to the masking
+functions they batch, so that notebook 02 reads one file; most of the length is input checks and doctests.)
 """
 
 from __future__ import annotations

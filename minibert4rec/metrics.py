@@ -22,6 +22,9 @@ Two details that silently inflate results elsewhere are made explicit here:
   a constant gets rank N, not rank 1.
 * **Seen items** (``exclude``, one list of item ids per row) may be removed from the competition: they can
   never outrank the target. The target itself is never removed, even when it appears in its row's list.
+
+(Over ~300 lines: the exact popularity sampler (rejection with a Gumbel top-k fallback, and the reference it is
+tested against) is the longest part; it belongs with the sampled protocol it serves.)
 """
 
 from __future__ import annotations
