@@ -28,6 +28,8 @@ from pathlib import Path
 
 from common import ROOT, git_commit, machine
 
+from minibert4rec.files import atomic_write
+
 
 def worker(args: argparse.Namespace) -> None:
     """One run, on every rank: train and let rank 0 write its history."""
@@ -137,7 +139,7 @@ def main() -> None:
                                        users=args.ml1m_users, config=ml1m, tag="ml1m") for s in settings]
     report["load_average_after"] = os.getloadavg()
     out = ROOT / "benchmarks" / "results" / f"ddp_scaling_{args.device}.json"
-    out.write_text(json.dumps(report, indent=2) + "\n")
+    atomic_write(out, json.dumps(report, indent=2) + "\n")
     print(f"wrote {out}")
 
 

@@ -32,6 +32,8 @@ from pathlib import Path
 
 from common import ROOT, git_commit, machine
 
+from minibert4rec.files import atomic_write
+
 
 def summarize(values: list[float | None]) -> dict[str, float | int | None]:
     """min / median / max in minutes over runs; a run that never got there counts as +infinity (shown as None)."""
@@ -105,7 +107,7 @@ def main() -> None:
     summary = {"command": " ".join([Path(sys.executable).name] + sys.argv), "git_commit": git_commit(),
                "machine": started, "budget_minutes": args.budget_minutes, "rows": rows,
                "load_average_1min_at_end": round(os.getloadavg()[0], 2)}
-    (Path(args.out_dir) / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    atomic_write((Path(args.out_dir) / "summary.json"), json.dumps(summary, indent=2) + "\n")
     fmt = lambda s: " / ".join("not reached" if s[k] is None else f"{s[k]:.1f}" for k in ("min", "median", "max"))  # noqa: E731
     print(f"\n{started['cpu']}, {args.budget_minutes:g} min of training per run, minutes min / median / max")
     print("| threads | seeds | leaves the plateau (NDCG@10 >= 0.20) | paper's row | s / epoch |")

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import subprocess
 import sys
 import tempfile
@@ -33,6 +32,8 @@ import time
 from pathlib import Path
 
 from common import ROOT, git_commit, machine, peak_memory_mb
+
+from minibert4rec.files import atomic_write
 
 VENV = ROOT / ".venv-recbole"
 
@@ -217,9 +218,7 @@ def summarize(report: dict) -> dict:
 
 def write_report(report: dict, out: Path) -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".tmp")
-    tmp.write_text(json.dumps(report, indent=2, default=float) + "\n")
-    os.replace(tmp, out)
+    atomic_write(out, json.dumps(report, indent=2, default=float) + "\n")
 
 
 def main() -> None:
