@@ -247,13 +247,17 @@ class BERT4Rec(nn.Module):
                 return linear_cross_entropy(h, item_weights, self.output_bias, targets)
             logits = (h @ item_weights.T + self.output_bias).float()  # (m N)
             return F.cross_entropy(logits, targets)
-        logits = self.item_logits(hidden[is_target]).float()  # (m N)
-        # BPR: one uniformly sampled negative per target, never the target itself
+        # BPR: one uniformly sampled negative per target, never the target itself (it may be another item of the
+        # history, as in RecBole). Only the two scores are computed, not the (m, N) logit matrix.
         offset = torch.randint(1, self.n_items, targets.shape, device=targets.device, generator=generator)
         negatives = (targets + offset) % self.n_items
-        pos = logits.gather(1, targets[:, None])
-        neg = logits.gather(1, negatives[:, None])
-        return -F.logsigmoid(pos - neg).mean()
+        h = self.output_norm(self.output_act(self.output_dense(hidden[is_target])))  # (m D)
+        item_weights = self.item_embedding.weight[1 : self.n_items + 1]  # (N D)
+
+        def score(columns: torch.Tensor) -> torch.Tensor:  # (m,) the score of one item per row
+            return (h * item_weights[columns]).sum(dim=-1).float() + self.output_bias[columns].float()
+
+        return -F.logsigmoid(score(targets) - score(negatives)).mean()
 
     # ---------------------------------------------------------------- inference
     @torch.no_grad()
