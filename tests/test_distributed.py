@@ -25,6 +25,7 @@ from minibert4rec import distributed
 from minibert4rec.config import BERT4RecConfig
 from minibert4rec.data import load_dataset, synthetic_sequences
 from minibert4rec.distributed import shard_rows
+from minibert4rec.evaluate import negative_counts
 from minibert4rec.masking import ClozeDataset
 from minibert4rec.model import BERT4Rec
 from minibert4rec.train import evaluate, load_checkpoint, train
@@ -91,7 +92,8 @@ def test_sharded_evaluation_is_the_one_process_evaluation_of_the_same_weights(ru
     model.load_state_dict(torch.load(run["out"] / "B_model_rank0.pt", weights_only=True))
     split = data.split()
     for name in ("valid", "test"):  # B evaluated with batches of 64 users: 5 batches, 3 on rank 0 and 2 on rank 1
-        one = evaluate(model, getattr(split, f"{name}_inputs"), getattr(split, f"{name}_targets"), data.item_counts(),
+        one = evaluate(model, getattr(split, f"{name}_inputs"), getattr(split, f"{name}_targets"),
+                       negative_counts(data, config),
                        max_len=config.max_seq_length, mask_id=data.mask_id, seed=config.seed, batch_size=EVAL_BATCH,
                        n_negatives=config.eval_negatives, interacted=[data.sequences[u] for u in split.eval_users])
         assert one == ranks[0][name]  # exactly, every metric of every protocol
