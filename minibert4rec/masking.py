@@ -137,6 +137,22 @@ def sliding_windows(sequence: list[int], max_len: int, step: int | None = None) 
     return [list(sequence[max(0, e - max_len):e]) for e in ends.tolist()]
 
 
+def training_windows(train_sequences: list[list[int]], max_len: int, step: int,
+                     n_items: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Every training window of every user, left-padded: (w n), and the user each one comes from: (w,).
+
+    The windows of :func:`sliding_windows` for all users at once (oldest window of each user first); both
+    training datasets start from them."""
+    flat, lengths, offsets = _flatten(train_sequences)
+    if flat.numel() == 0:
+        raise ValueError("train_sequences has no items at all; nothing to train on.")
+    if int(flat.min()) < 1 or int(flat.max()) > n_items:
+        raise ValueError(f"train_sequences hold ids outside 1..n_items={n_items} "
+                         f"(min {int(flat.min())}, max {int(flat.max())}); re-index items (data.preprocess).")
+    ends, owner = _window_ends(lengths, max_len, step)
+    return _gather(flat, offsets[owner], ends, max_len, PAD), owner
+
+
 # --------------------------------------------------------------------------------------------- masking
 def cloze_mask(
     items: torch.Tensor,
@@ -259,15 +275,7 @@ class ClozeDataset:
             raise ValueError(f"last_item_ratio={last_item_ratio!r} must be a number in [0, 1), e.g. 0.1.")
         if mask_id in range(0, n_items + 1):
             raise ValueError(f"mask_id={mask_id} collides with padding or an item id 1..{n_items}; use n_items + 1.")
-        flat, lengths, offsets = _flatten(train_sequences)
-        if flat.numel() == 0:
-            raise ValueError("train_sequences has no items at all; nothing to train on.")
-        if int(flat.min()) < 1 or int(flat.max()) > n_items:
-            raise ValueError(f"train_sequences hold ids outside 1..n_items={n_items} "
-                             f"(min {int(flat.min())}, max {int(flat.max())}); re-index items (data.preprocess).")
-        ends, owner = _window_ends(lengths, max_len, self.step)
-        self.windows = _gather(flat, offsets[owner], ends, max_len, PAD)  # (w n)
-        self.window_owner = owner  # (w,) index into train_sequences
+        self.windows, self.window_owner = training_windows(train_sequences, max_len, self.step, n_items)  # (w n), (w,)
         self.max_len, self.mask_ratio, self.mask_id, self.n_items = max_len, mask_ratio, mask_id, n_items
         self.last_item_ratio, self.seed, self.replace_prob = last_item_ratio, seed, tuple(replace_prob)
         self.rule, self.max_predictions = rule, max_predictions
@@ -345,15 +353,7 @@ class NextItemDataset:
                  seed: int = 0) -> None:
         _check_max_len(max_len)
         self.step = _check_step(step, max_len)
-        flat, lengths, offsets = _flatten(train_sequences)
-        if flat.numel() == 0:
-            raise ValueError("train_sequences has no items at all; nothing to train on.")
-        if int(flat.min()) < 1 or int(flat.max()) > n_items:
-            raise ValueError(f"train_sequences hold ids outside 1..n_items={n_items} "
-                             f"(min {int(flat.min())}, max {int(flat.max())}); re-index items (data.preprocess).")
-        ends, owner = _window_ends(lengths, max_len, self.step)
-        self.windows = _gather(flat, offsets[owner], ends, max_len, PAD)  # (w n), as ClozeDataset's
-        self.window_owner = owner  # (w,)
+        self.windows, self.window_owner = training_windows(train_sequences, max_len, self.step, n_items)  # as Cloze's
         self.max_len, self.n_items, self.seed = max_len, n_items, seed
 
     def __len__(self) -> int:

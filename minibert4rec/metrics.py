@@ -61,8 +61,8 @@ def _check_scores_targets(scores: torch.Tensor, targets: torch.Tensor | Sequence
     return targets.long()
 
 
-def _exclusion_mask(exclude: Sequence[Sequence[int]], b: int, width: int, device: torch.device) -> torch.Tensor:
-    """``exclude`` (b lists of item ids) -> bool ``(b, width)``, True where the row's item is excluded."""
+def _excluded_pairs(exclude: Sequence[Sequence[int]], b: int, width: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """``exclude`` (b lists of item ids) -> the (row, item) pairs it lists, as two (k,) tensors; checked."""
     if len(exclude) != b:
         raise ValueError(f"exclude has {len(exclude)} lists but there are {b} rows; give one list (maybe empty) per row.")
     lengths = torch.tensor([len(row) for row in exclude], dtype=torch.long)
@@ -70,7 +70,12 @@ def _exclusion_mask(exclude: Sequence[Sequence[int]], b: int, width: int, device
     if cols.numel() and (cols.min() < 0 or cols.max() >= width):
         raise ValueError(f"exclude contains item ids outside 0..{width - 1}: got values in "
                          f"{int(cols.min())}..{int(cols.max())}.")
-    rows = torch.repeat_interleave(torch.arange(b), lengths)
+    return torch.repeat_interleave(torch.arange(b), lengths), cols
+
+
+def _exclusion_mask(exclude: Sequence[Sequence[int]], b: int, width: int, device: torch.device) -> torch.Tensor:
+    """``exclude`` (b lists of item ids) -> bool ``(b, width)``, True where the row's item is excluded."""
+    rows, cols = _excluded_pairs(exclude, b, width)
     mask = torch.zeros(b, width, dtype=torch.bool)
     mask[rows, cols] = True  # one scatter for the whole batch, no Python loop over items
     return mask.to(device)
@@ -124,14 +129,8 @@ def _forbidden_keys(exclude: Exclude, targets: torch.Tensor, width: int, n_negat
     rows = torch.arange(b, device=device)
     parts = [rows * width, rows * width + targets]  # padding and target of every row
     if exclude is not None:
-        if len(exclude) != b:
-            raise ValueError(f"exclude has {len(exclude)} lists but there are {b} rows; give one list (maybe empty) per row.")
-        lengths = torch.tensor([len(row) for row in exclude], dtype=torch.long)
-        cols = torch.tensor(list(chain.from_iterable(exclude)), dtype=torch.long)
-        if cols.numel() and (cols.min() < 0 or cols.max() >= width):
-            raise ValueError(f"exclude contains item ids outside 0..{width - 1}: got values in "
-                             f"{int(cols.min())}..{int(cols.max())}.")
-        parts.append((torch.repeat_interleave(torch.arange(b), lengths) * width + cols).to(device))
+        excluded_rows, cols = _excluded_pairs(exclude, b, width)
+        parts.append((excluded_rows * width + cols).to(device))
     keys = torch.unique(torch.cat(parts))  # sorted; duplicates (an excluded target ...) counted once
     n_allowed = width - torch.bincount(keys // width, minlength=b)  # (b,)
     if b and n_allowed.min() < n_negatives:
