@@ -243,7 +243,27 @@ def mask_last(items: torch.Tensor, mask_id: int) -> tuple[torch.Tensor, torch.Te
 
 
 # --------------------------------------------------------------------------------------------- dataset
-class ClozeDataset:
+class WindowDataset:
+    """What both training datasets share: ``self.windows`` (w n), one sample per window and epoch (a subclass may
+    add samples), batches of ``batch_size``. ``len`` = the number of windows; ``dataset[i]`` = window i, unmasked."""
+
+    windows: torch.Tensor
+
+    def __len__(self) -> int:
+        return len(self.windows)
+
+    def __getitem__(self, index: int) -> torch.Tensor:
+        return self.windows[index]
+
+    @property
+    def samples_per_epoch(self) -> int:
+        return len(self.windows)
+
+    def num_batches(self, batch_size: int) -> int:
+        return math.ceil(self.samples_per_epoch / batch_size)
+
+
+class ClozeDataset(WindowDataset):
     """Training windows plus fresh Cloze masks every epoch, served as (inputs, labels) batches of shape (b n).
 
     The windows are built once (``self.windows``: (w n), left-padded, oldest window of each user first).
@@ -283,20 +303,10 @@ class ClozeDataset:
                    rule=rule, max_predictions=max_predictions)  # check the masking options now, not mid-epoch
         self.n_mask_last = round(len(self.windows) * last_item_ratio / (1.0 - last_item_ratio))
 
-    def __len__(self) -> int:
-        """Number of windows (the Cloze samples of one epoch, without the extra mask-last samples)."""
-        return len(self.windows)
-
-    def __getitem__(self, index: int) -> torch.Tensor:
-        """One unmasked window: (n,)."""
-        return self.windows[index]
-
     @property
     def samples_per_epoch(self) -> int:
+        """The windows plus the extra mask-last samples."""
         return len(self.windows) + self.n_mask_last
-
-    def num_batches(self, batch_size: int) -> int:
-        return math.ceil(self.samples_per_epoch / batch_size)
 
     def batches(self, batch_size: int, epoch: int, shuffle: bool = True,
                 group_by_length: bool = False) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
@@ -339,7 +349,7 @@ class ClozeDataset:
 
 
 # --------------------------------------------------------------------------------------------- next-item dataset
-class NextItemDataset:
+class NextItemDataset(WindowDataset):
     """The causal (SASRec-style) model's training data, with :class:`ClozeDataset`'s interface.
 
     The same windows as the Cloze dataset (``self.windows``: (w n)); a sample is no longer a masked window but
@@ -355,19 +365,6 @@ class NextItemDataset:
         self.step = _check_step(step, max_len)
         self.windows, self.window_owner = training_windows(train_sequences, max_len, self.step, n_items)  # as Cloze's
         self.max_len, self.n_items, self.seed = max_len, n_items, seed
-
-    def __len__(self) -> int:
-        return len(self.windows)
-
-    def __getitem__(self, index: int) -> torch.Tensor:
-        return self.windows[index]
-
-    @property
-    def samples_per_epoch(self) -> int:
-        return len(self.windows)
-
-    def num_batches(self, batch_size: int) -> int:
-        return math.ceil(self.samples_per_epoch / batch_size)
 
     def batches(self, batch_size: int, epoch: int, shuffle: bool = True,
                 group_by_length: bool = False) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
