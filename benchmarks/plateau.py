@@ -17,6 +17,16 @@ first epoch past the line: an upper bound, within one epoch. A run that never ge
 as "not reached" (and the median then says so when half the runs did not). Runs with one thread go ``--parallel``
 at a time (default 2: one per core, as a student's laptop with one other busy job); runs with more threads go
 alone. Results: one JSON per run under ``--out-dir`` plus ``summary.json``, and a Markdown table on stdout.
+
+Any dataset of ``reproduce.py`` works the same way (its paper's row is the line), e.g. Beauty:
+
+    python benchmarks/plateau.py --dataset beauty --seeds 0 1 --threads 1 --budget-minutes 60 --epochs 16 \
+        --eval-users 5000 --out-dir benchmarks/results/beauty_spread
+    python benchmarks/plateau.py --dataset beauty --seeds 2 0 --threads 2 ...   # later, the same --out-dir
+    python benchmarks/plateau.py --summarize --out-dir benchmarks/results/beauty_spread --budget-minutes 60
+
+``--summarize`` runs nothing and tabulates every finished run in ``--out-dir``; ``--parallel-all`` runs any runs
+``--parallel`` at a time (on a GPU machine).
 """
 
 from __future__ import annotations
@@ -54,8 +64,8 @@ def run_all(args: argparse.Namespace) -> list[dict]:
     results = []
     while pending or running:
         # one-thread runs share the machine (--parallel at a time); multi-thread runs go alone
-        while pending and (not running or (pending[0][1] == 1 and all(t == 1 for _, _, t in running)
-                                           and len(running) < args.parallel)):
+        while pending and (not running or (len(running) < args.parallel and (args.parallel_all or (
+                pending[0][1] == 1 and all(t == 1 for _, _, t in running))))):
             seed, threads = pending.pop(0)
             path = out_dir / f"seed{seed}_threads{threads}.json"
             command = [sys.executable, str(ROOT / "benchmarks/reproduce.py"), "--dataset", args.dataset,
@@ -89,19 +99,36 @@ def main() -> None:
                         help="the schedule's length (the learning rate decays to 0 at its end), not the budget")
     parser.add_argument("--eval-users", type=int, default=1000)
     parser.add_argument("--parallel", type=int, default=2, help="one-thread runs at a time")
+    parser.add_argument("--parallel-all", action="store_true",
+                        help="run every run --parallel at a time, whatever its threads (on a GPU machine, where the "
+                             "CPU threads are not what limits a run)")
     parser.add_argument("--out-dir", default="benchmarks/results/plateau")
     parser.add_argument("extra", nargs="*", help="after --: more reproduce.py options, e.g. -- --output-bias-init zeros")
+    parser.add_argument("--summarize", action="store_true",
+                        help="run nothing: summarise the seed*_threads*.json already in --out-dir (runs started by "
+                             "several calls, e.g. the one-thread pairs first and the two-thread runs later)")
     args = parser.parse_args()
     started = machine()
-    results = run_all(args)
+    if args.summarize:
+        results = [json.loads(p.read_text()) for p in sorted(Path(args.out_dir).glob("seed*_threads*.json"))]
+        results = [r for r in results if r.get("status") == "done"]
+        args.threads = sorted({r["config"]["threads"] for r in results}, reverse=True)
+        started = results[0]["machine"] if results else started
+    else:
+        results = run_all(args)
     rows = []
     for threads in args.threads:
         runs = [r for r in results if r["config"]["threads"] == threads]
         rows.append({"threads": threads, "seeds": sorted(r["config"]["seed"] for r in runs),
                      "leave_plateau_minutes": summarize([r["test_leaves_plateau_at_seconds"] for r in runs]),
                      "paper_row_minutes": summarize([r["test_reaches_paper_at_seconds"] for r in runs]),
+                     "final_test_sampled_HR@10": [round(r["test"]["sampled"]["HR@10"], 4) for r in runs],
                      "final_test_sampled_NDCG@10": [round(r["test"]["sampled"]["NDCG@10"], 4) for r in runs],
                      "final_test_full_filtered_NDCG@10": [round(r["test"]["full_filtered"]["NDCG@10"], 4) for r in runs],
+                     "final_test_full_seen_kept_NDCG@10": [round(r["test"]["full"]["NDCG@10"], 4) for r in runs],
+                     "train_minutes": [round(r["train_seconds"] / 60, 2) for r in runs],
+                     "epochs_run": [r["epochs_run"] for r in runs],
+                     "device": sorted({r["device"] for r in runs}),
                      "seconds_per_epoch": round(statistics.median(
                          c["epoch_seconds"] for r in runs for c in r["curve"]), 1)})
     summary = {"command": " ".join([Path(sys.executable).name] + sys.argv), "git_commit": git_commit(),
@@ -109,14 +136,18 @@ def main() -> None:
                "load_average_1min_at_end": round(os.getloadavg()[0], 2)}
     atomic_write((Path(args.out_dir) / "summary.json"), json.dumps(summary, indent=2) + "\n")
     fmt = lambda s: " / ".join("not reached" if s[k] is None else f"{s[k]:.1f}" for k in ("min", "median", "max"))  # noqa: E731
-    print(f"\n{started['cpu']}, {args.budget_minutes:g} min of training per run, minutes min / median / max")
-    print("| threads | seeds | leaves the plateau (NDCG@10 >= 0.20) | paper's row | s / epoch |")
-    print("|---|---|---|---|---|")
+    print(f"\n{started['cpu']}, {args.budget_minutes:g} min of training per run (at most), minutes min / median / max")
+    spread = lambda xs: " / ".join(f"{v:.4f}" for v in (min(xs), statistics.median(xs), max(xs))) if xs else "-"  # noqa: E731
+    print("| threads | seeds | leaves the plateau (NDCG@10 >= 0.20) | paper's row | final test sampled HR@10 | "
+          "sampled NDCG@10 | full NDCG@10 seen removed | seen kept | training min | s / epoch |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for row in rows:
         print(f"| {row['threads']} | {', '.join(map(str, row['seeds']))} | {fmt(row['leave_plateau_minutes'])} "
               f"({row['leave_plateau_minutes']['reached']}/{row['leave_plateau_minutes']['runs']}) | "
               f"{fmt(row['paper_row_minutes'])} ({row['paper_row_minutes']['reached']}/{row['paper_row_minutes']['runs']}) | "
-              f"{row['seconds_per_epoch']} |")
+              f"{spread(row['final_test_sampled_HR@10'])} | {spread(row['final_test_sampled_NDCG@10'])} | "
+              f"{spread(row['final_test_full_filtered_NDCG@10'])} | {spread(row['final_test_full_seen_kept_NDCG@10'])} | "
+              f"{spread(row['train_minutes'])} | {row['seconds_per_epoch']} |")
 
 
 if __name__ == "__main__":

@@ -15,9 +15,11 @@ The preset of the dataset sets the data (the k-core: the paper's 5-core for raw 
 already-preprocessed beauty.txt / steam.txt), L, the mask ratio and the window step from the paper and the
 authors' scripts, and the training options of our CPU recipe (batch, learning rate, warm-up, dropout, mask-last
 share, epochs). Every option given on the command line overrides the preset, and the run prints what it applied
-and what was overridden. For ML-1m the result is exactly the recipe this script has always run. The authors'
-fixed-count masking with its cap (max_predictions) and left-counted positions are printed, not applied: they
-are issue 15's options, to be measured before they replace ours.
+and what was overridden. For ML-1m the result is exactly the recipe this script has always run. The Cloze rules are the
+package's defaults, which are the authors' (``masking="fixed"`` with its cap ``max_predictions``, left-counted
+positions); ``--masking independent`` / ``--position-counting right`` give our earlier rules (docs/differences.md
+has the measured effect). ``--loss-negatives K`` trains with a sampled softmax against K popularity-drawn
+negatives instead of the full softmax over all items (not the paper's; off by default; README, "Large catalogues").
 
 ``--protocol paper`` (default) trains as the authors' code does (gen_data_fin.py "puts validate into train"): on
 every item but the test one, a fixed number of epochs, and tests the final weights; the test split is evaluated
@@ -63,7 +65,8 @@ PLATEAU_EXIT_NDCG = 0.20  # sampled NDCG@10 that counts as "off the popularity p
 PAPER_ML1M = PRESETS["ml-1m"].paper_row  # kept for older imports
 
 # what the preset sets here: the data, the Cloze task's sizes, the model's sizes and the CPU recipe's training
-# options. The authors' position_counting / masking / max_predictions are printed, not applied (see --help).
+# options. The Cloze rules (masking, max_predictions, position_counting) and the loss are the config's defaults
+# (the authors') unless given on the command line.
 APPLIED = ("min_user_count", "min_item_count", "max_seq_length", "mask_ratio", "window_step", "hidden_size",
            "inner_size", "n_layers", "n_heads", "hidden_dropout_prob", "attn_dropout_prob", "batch_size",
            "learning_rate", "warmup_steps", "weight_decay", "last_item_ratio", "epochs", "output_bias_init")
@@ -125,6 +128,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     model.add_argument("--output-bias-init", choices=("popularity", "zeros"),
                        help="popularity (the recipe): the output bias starts at log item popularity; zeros: the paper's")
     model.add_argument("--norm-first", action="store_true", help="pre-LN blocks (not the paper's post-LN)")
+    model.add_argument("--masking", choices=("fixed", "independent"),
+                       help="fixed (default, the authors'): exactly min(cap, round(L x ratio)) masks; independent: "
+                            "a coin per item (RecBole's)")
+    model.add_argument("--max-predictions", type=int, help="the cap on masks per window for --masking fixed")
+    model.add_argument("--position-counting", choices=("left", "right"),
+                       help="left (default, the authors'): the oldest item is position 0; right: the [mask] is")
+    model.add_argument("--loss-negatives", type=int,
+                       help="0 (default): softmax over all items (the paper's); K: sampled softmax against K "
+                            "popularity-drawn negatives")
     run = parser.add_argument_group("run")
     run.add_argument("--seed", type=int, default=42)
     run.add_argument("--threads", type=int, default=0,
@@ -198,7 +210,9 @@ def main(argv: list[str] | None = None) -> int:
     config = BERT4RecConfig(
         hidden_act="gelu", eval_every=args.eval_every, device=args.device, compile=args.compile,
         include_valid_in_train=args.protocol == "paper", norm_first=args.norm_first, seed=args.seed,
-        eval_users=args.eval_users, threads=args.threads, **options)
+        eval_users=args.eval_users, threads=args.threads, **options,
+        **{k: getattr(args, k) for k in ("masking", "max_predictions", "position_counting", "loss_negatives")
+           if getattr(args, k) is not None})
     tag = preset.name if args.dataset in PRESETS else Path(source).stem
     tag = tag.replace("-", "") if tag == "ml-1m" else tag  # reproduce_ml1m.json, as before
     out = Path(args.out or f"benchmarks/results/reproduce_{tag}.json")

@@ -52,11 +52,11 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-def print_metrics(results: dict[str, dict[str, dict[str, float]]]) -> None:
+def print_metrics(results: dict[str, dict[str, dict[str, float]]], n_negatives: int = 100) -> None:
     """:func:`evaluate.print_metrics` (imported when first used: the command line starts without torch)."""
     from .evaluate import print_metrics as _print
 
-    _print(results)
+    _print(results, n_negatives)
 
 
 class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
@@ -281,7 +281,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     atomic_write(out / "history.csv", result.history.to_csv(index=False))
     atomic_write(out / "metrics.json", json.dumps(summary, indent=2) + "\n")  # last: it means the run finished
     print(f"best epoch {result.best_epoch}, {result.train_seconds:.0f}s of training on {result.device}")
-    print_metrics({"valid": result.valid, "test": result.test})
+    print_metrics({"valid": result.valid, "test": result.test}, result.config.eval_negatives)
     return 0
 
 
@@ -308,7 +308,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     data = checkpoint_data(state)
     check_checkpoint_data(state, data, f"checkpoint {checkpoint}")  # same users, items and sequences
     model = model_from_checkpoint(state)
-    print_metrics({"test": evaluate_split(model, data, model.config, "test")})  # as in training: same negatives
+    print_metrics({"test": evaluate_split(model, data, model.config, "test")}, model.config.eval_negatives)  # as in training: same negatives
     return 0
 
 
@@ -335,7 +335,7 @@ def cmd_popularity(args: argparse.Namespace) -> int:
         data = _load(args)
     print(f"popularity baseline on {data.name}: seed {config.seed}, {config.eval_negatives} sampled negatives "
           f"counted on the {'whole sequences' if config.popularity_counts == 'whole' else 'training part'}")
-    print_metrics({split: evaluate_popularity(data, split, config=config) for split in args.split})
+    print_metrics({split: evaluate_popularity(data, split, config=config) for split in args.split}, config.eval_negatives)
     return 0
 
 

@@ -230,18 +230,20 @@ def flatten_metrics(prefix: str, metrics: dict[str, dict[str, float]]) -> dict[s
     return {f"{prefix}_{protocol}_{name}": value for protocol, values in metrics.items() for name, value in values.items()}
 
 
-def metrics_table(results: dict[str, dict[str, dict[str, float]]]) -> pd.DataFrame:
+def metrics_table(results: dict[str, dict[str, dict[str, float]]], n_negatives: int = 100) -> pd.DataFrame:
     """``{"test": {"full": {...}, "sampled": {...}}}`` -> one row per (split, protocol), one column per metric.
 
     Rows are labelled in words (``test / full, seen removed``): a full-ranking number means little unless it says
-    whether the user's already-seen items competed with the target."""
-    labels = {"full": "full, seen kept", "full_filtered": "full, seen removed", "sampled": "sampled (100 neg.)"}
+    whether the user's already-seen items competed with the target, and a sampled one unless it says against how
+    many negatives (``n_negatives``: the config's ``eval_negatives``; the paper's 100 by default)."""
+    labels = {"full": "full, seen kept", "full_filtered": "full, seen removed",
+              "sampled": f"sampled ({n_negatives} neg.)"}
     rows = {f"{split} / {labels.get(protocol, protocol)}": values
             for split, by_protocol in results.items() for protocol, values in by_protocol.items()}
     table = pd.DataFrame(rows).T
     return table[[m for m in METRIC_ORDER if m in table.columns]]
 
 
-def print_metrics(results: dict[str, dict[str, dict[str, float]]]) -> None:
+def print_metrics(results: dict[str, dict[str, dict[str, float]]], n_negatives: int = 100) -> None:
     """Print :func:`metrics_table` with 4 decimals."""
-    print(metrics_table(results).to_string(float_format=lambda v: f"{v:.4f}"))
+    print(metrics_table(results, n_negatives).to_string(float_format=lambda v: f"{v:.4f}"))

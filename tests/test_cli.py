@@ -123,16 +123,16 @@ def test_popularity_command_is_the_baseline_of_a_run(tmp_path, run_args, capsys)
     assert "popularity baseline on seq: seed 7, 20 sampled negatives counted on the whole sequences" in printed
     state = load_checkpoint(out / "checkpoint.pt")
     expected = evaluate_popularity(checkpoint_data(state), config=BERT4RecConfig.from_dict(state["config"]))
-    table = metrics_table({"test": expected}).to_string(float_format=lambda v: f"{v:.4f}")
-    assert table in printed
+    table = metrics_table({"test": expected}, n_negatives=20).to_string(float_format=lambda v: f"{v:.4f}")
+    assert table in printed and "sampled (20 neg.)" in printed  # labelled with the run's negatives, not the paper's
     # without a checkpoint: a dataset and the options the negatives depend on
     data_args = run_args[: run_args.index("--config")]
     assert cli.main(["popularity", *data_args, "--seed", "7", "--eval-negatives", "20", "--split", "valid", "test"]) == 0
     printed = capsys.readouterr().out
     rows = {" ".join(line.split()[:-6]): line.split()[-6:] for line in printed.splitlines()[2:]}
-    assert rows["test / sampled (100 neg.)"] == table.splitlines()[-1].split()[-6:]  # the same numbers
+    assert rows["test / sampled (20 neg.)"] == table.splitlines()[-1].split()[-6:]  # the same numbers
     assert set(rows) == {f"{split} / {p}" for split in ("valid", "test")
-                         for p in ("full, seen kept", "full, seen removed", "sampled (100 neg.)")}
+                         for p in ("full, seen kept", "full, seen removed", "sampled (20 neg.)")}
     assert cli.main(["popularity", *data_args, "--eval-negatives", "20", "--popularity-counts", "whole"]) == 0
     assert "counted on the whole sequences" in capsys.readouterr().out
     assert cli.main(["popularity", "--checkpoint", str(out), "--seed", "1"]) == 2

@@ -118,6 +118,10 @@ def test_metrics_table_labels_and_the_old_import_paths():
     table = metrics_table({"test": {"full": {"MRR": 0.1, "HR@1": 0.2}, "full_filtered": {"MRR": 0.3, "HR@1": 0.4}}})
     assert list(table.index) == ["test / full, seen kept", "test / full, seen removed"]
     assert list(table.columns) == ["HR@1", "MRR"]  # the package's metric order
+    # a sampled number says against how many negatives it was measured
+    sampled = {"sampled": {"MRR": 0.5}}
+    assert list(metrics_table({"test": sampled}).index) == ["test / sampled (100 neg.)"]
+    assert list(metrics_table({"test": sampled}, n_negatives=20).index) == ["test / sampled (20 neg.)"]
     # moved names still import from where the notebooks import them
     assert train_module.evaluate is evaluate_module.evaluate
     assert train_module.evaluate_popularity is evaluate_module.evaluate_popularity

@@ -151,7 +151,7 @@ def test_cli_train_evaluate_recommend(tmp_path, capsys, data):
     assert set(metrics["test"]) == {"full", "full_filtered", "sampled"}
     assert set(metrics["test"]["full"]) >= {"HR@1", "HR@5", "HR@10", "NDCG@5", "NDCG@10", "MRR"}
     printed = capsys.readouterr().out
-    assert "test / sampled (100 neg.)" in printed and "test / full, seen removed" in printed
+    assert "test / sampled (20 neg.)" in printed and "test / full, seen removed" in printed  # the config's 20
     assert cli.main(["evaluate", "--checkpoint", str(out / "checkpoint.pt")]) == 0
     table = capsys.readouterr().out
     assert f"{metrics['test']['full']['NDCG@10']:.4f}" in table  # the same numbers again

@@ -57,7 +57,10 @@ def test_two_trial_search_writes_a_sorted_table(tmp_path, capsys):
     table = pd.read_csv(out / "trials.csv")
     assert len(table) == 2 and set(table["learning_rate"]) == {0.01, 0.0001}
     assert table["valid NDCG@10"].is_monotonic_decreasing
-    assert {"test NDCG@10", "test HR@10", "test sampled NDCG@10"} <= set(table.columns)
+    assert {"test NDCG@10", "test HR@10", "test NDCG@10 (seen kept)", "test sampled NDCG@10"} <= set(table.columns)
+    # ranked and reported as the trainer selects: full ranking with seen items removed, which can only help
+    assert (table["test NDCG@10"] >= table["test NDCG@10 (seen kept)"] - 1e-12).all()
+    assert (table["test NDCG@10"] > table["test NDCG@10 (seen kept)"]).any()
     assert json.loads((out / "best.json").read_text())["trial"] in (1, 2)
     assert "trial 2:" in capsys.readouterr().out
 
