@@ -13,8 +13,10 @@ from minibert4rec.data import synthetic_sequences
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.mark.parametrize("protocol, watched", [("paper", "test"), ("held-out", "valid")])
-def test_reproduce_writes_both_protocols_and_keeps_the_papers_row_apart(tmp_path, protocol, watched):
+@pytest.mark.parametrize("protocol, watched, extra", [
+    ("paper", "test", []),
+    ("held-out", "valid", ["--loss-negatives", "50", "--masking", "independent", "--position-counting", "right"])])
+def test_reproduce_writes_both_protocols_and_keeps_the_papers_row_apart(tmp_path, protocol, watched, extra):
     data = synthetic_sequences(n_users=400, n_items=200, min_len=8, max_len=20, seed=3)  # >= 100 negatives each
     seqs = tmp_path / "seq.txt"
     seqs.write_text("".join(f"{u + 1} {i}\n" for u, seq in enumerate(data.sequences) for i in seq))
@@ -22,8 +24,13 @@ def test_reproduce_writes_both_protocols_and_keeps_the_papers_row_apart(tmp_path
     subprocess.run([sys.executable, "benchmarks/reproduce.py", "--dataset", str(seqs), "--data-dir", str(tmp_path),
                     "--preset", "ml-1m", "--epochs", "2", "--eval-every", "1", "--protocol", protocol,
                     "--threads", "1", "--out", str(out),
-                    "--checkpoint-dir", str(tmp_path / "ck")], cwd=ROOT, check=True, capture_output=True, text=True)
+                    "--checkpoint-dir", str(tmp_path / "ck"), *extra], cwd=ROOT, check=True, capture_output=True,
+                   text=True)
     result = json.loads(out.read_text())
+    # the Cloze rules and the loss: the config's defaults (the authors', full softmax) unless given
+    expected = ({"loss_negatives": 50, "masking": "independent", "position_counting": "right"} if extra else
+                {"loss_negatives": 0, "masking": "fixed", "position_counting": "left"})
+    assert {k: result["config"][k] for k in expected} == expected
     assert result["preset"] == "ml-1m" and result["config"]["max_seq_length"] == 200
     assert result["status"] == "done" and result["protocol"] == protocol and result["epochs_run"] == 2
     assert result["config"]["include_valid_in_train"] == (protocol == "paper")
@@ -52,7 +59,7 @@ def test_reproduce_ml1m_default_is_still_the_recipe():
     assert options == recipe  # what reproduce.py hard-coded before the presets
     assert args.seed == 42 and args.eval_every == 2 and args.protocol == "paper"
     assert lines[0].startswith("preset ml-1m (with the CPU recipe): min_user_count=5")
-    for key in ("position_counting", "masking", "max_predictions"):  # issue 15's options: shown, never applied
+    for key in ("position_counting", "masking", "max_predictions"):  # the config's defaults (the authors'), not the preset's
         assert key not in options
         assert key in reproduce.CONFIG_FIELDS or f"{key}=" in lines[-1]
 
@@ -65,6 +72,8 @@ def test_reproduce_options_override_the_preset_and_say_so():
     assert options["hidden_dropout_prob"] == options["attn_dropout_prob"] == 0.3 and options["min_user_count"] == 0
     assert "--mask-ratio 0.4 overrides the preset's 0.6" in lines
     assert "--dropout 0.3 overrides the preset's 0.1" in lines and "--min-item-count 5 overrides the preset's 0" in lines
+    # Beauty's recipe keeps the paper's zero output bias (the log-popularity start hurt there) over 16 epochs
+    assert options["output_bias_init"] == "zeros" and options["epochs"] == 16 and options["batch_size"] == 64
 
 
 def test_reproduce_missing_file_says_where_to_put_it(tmp_path, capsys):
