@@ -34,9 +34,10 @@ import torch
 
 from common import ROOT, git_commit, machine  # noqa: F401  (common puts the repository on sys.path)
 
-from minibert4rec.config import BERT4RecConfig, set_threads
+from minibert4rec.support.config import BERT4RecConfig
+from minibert4rec.support.runtime import set_threads
 from minibert4rec.data import load_dataset
-from minibert4rec.files import atomic_write
+from minibert4rec.support.files import atomic_write
 from minibert4rec.masking import ClozeDataset
 from minibert4rec.metrics import sample_negatives, sample_negatives_gumbel
 from minibert4rec.train import evaluate, make_optimizer, warmup_linear_decay

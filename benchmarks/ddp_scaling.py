@@ -28,7 +28,7 @@ from pathlib import Path
 
 from common import ROOT, git_commit, machine
 
-from minibert4rec.files import atomic_write
+from minibert4rec.support.files import atomic_write
 
 
 def worker(args: argparse.Namespace) -> None:
@@ -36,7 +36,7 @@ def worker(args: argparse.Namespace) -> None:
     import torch
 
     from minibert4rec import distributed
-    from minibert4rec.config import BERT4RecConfig
+    from minibert4rec.support.config import BERT4RecConfig
     from minibert4rec.data import load_dataset
     from minibert4rec.train import train
 

@@ -48,9 +48,10 @@ import pandas as pd
 
 from common import git_commit, machine
 
-from minibert4rec.config import BERT4RecConfig, set_threads
+from minibert4rec.support.config import BERT4RecConfig
+from minibert4rec.support.runtime import set_threads
 from minibert4rec.data import load_interactions, preprocess
-from minibert4rec.files import atomic_write
+from minibert4rec.support.files import atomic_write
 from minibert4rec.masking import ClozeDataset
 from minibert4rec.model import BERT4Rec
 from minibert4rec.train import evaluate

@@ -42,7 +42,7 @@ from pathlib import Path
 
 from common import ROOT, git_commit, machine
 
-from minibert4rec.files import atomic_write
+from minibert4rec.support.files import atomic_write
 
 
 def summarize(values: list[float | None]) -> dict[str, float | int | None]:

@@ -5,7 +5,7 @@
     python benchmarks/reproduce.py --dataset beauty --path ../shared/data/beauty/beauty.txt --budget-minutes 60
     python benchmarks/reproduce.py --dataset my_items.txt --preset beauty   # your file, Beauty's settings
 
-Datasets: ml-1m, ml-20m, beauty, steam (``minibert4rec.datasets.PRESETS``) or a file given by path. Where the
+Datasets: ml-1m, ml-20m, beauty, steam (``minibert4rec.support.datasets.PRESETS``) or a file given by path. Where the
 file is: ``--path FILE``; else ``DATA_DIR/<name>/`` (ml-1m: ratings.dat or sequences_by_time.txt, ml-20m:
 ratings.csv, beauty: beauty.txt, steam: steam.txt -- the BERT4Rec authors' files); else, for local benchmarking,
 ``../shared/data/<name>/``; else ML-1m/20m are downloaded from GroupLens. Beauty and Steam have no official download:
@@ -44,11 +44,12 @@ from pathlib import Path
 
 from common import ROOT, git_commit, machine, peak_memory_mb
 
-from minibert4rec.config import BERT4RecConfig, set_threads
+from minibert4rec.support.config import BERT4RecConfig
+from minibert4rec.support.runtime import set_threads
 from minibert4rec.data import load_dataset
-from minibert4rec.datasets import (KNOWN_DATASETS, METRICS, PRESETS, DatasetUnavailable, Preset, apply_preset,
+from minibert4rec.support.datasets import (KNOWN_DATASETS, METRICS, PRESETS, DatasetUnavailable, Preset, apply_preset,
                                    preset_for)
-from minibert4rec.files import atomic_write
+from minibert4rec.support.files import atomic_write
 from minibert4rec.train import train
 
 # Published ML-1m full-ranking NDCG@10 of BERT4Rec-like models, all with the user's seen items removed (the

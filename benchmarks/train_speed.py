@@ -16,7 +16,7 @@ import torch
 
 from common import machine, peak_memory_mb
 
-from minibert4rec.config import BERT4RecConfig
+from minibert4rec.support.config import BERT4RecConfig
 from minibert4rec.data import load_dataset
 from minibert4rec.train import train
 

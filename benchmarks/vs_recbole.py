@@ -33,7 +33,7 @@ from pathlib import Path
 
 from common import ROOT, git_commit, machine, peak_memory_mb
 
-from minibert4rec.files import atomic_write
+from minibert4rec.support.files import atomic_write
 
 VENV = ROOT / ".venv-recbole"
 
@@ -127,7 +127,7 @@ def run_ours(args: argparse.Namespace) -> dict:
     import torch
 
     torch.set_num_threads(args.threads)
-    from minibert4rec.config import BERT4RecConfig
+    from minibert4rec.support.config import BERT4RecConfig
     from minibert4rec.data import load_dataset
     from minibert4rec.train import evaluate, train
 

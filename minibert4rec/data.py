@@ -28,11 +28,11 @@ import pandas as pd
 import torch
 
 # Re-exported plumbing (datasets.py): the names notebooks, tests and the command line import from here.
-from .datasets import (ALIASES, FILE_FORMATS, FORMATS, GROUPLENS, KNOWN_DATASETS, PRESETS, SWITCH_TO_ML100K,  # noqa: F401
+from .support.datasets import (ALIASES, FILE_FORMATS, FORMATS, GROUPLENS, KNOWN_DATASETS, PRESETS, SWITCH_TO_ML100K,  # noqa: F401
                        ChecksumError, DatasetSpec, DatasetUnavailable, Preset, apply_preset, dataset_spec,
                        detect_format, download, file_problem, install_shared_copy, load_interactions, preset_for,
                        read_interactions, read_titles, verify_dataset_files)
-from .files import file_hash  # noqa: F401  (re-exported: older code reads data.file_hash)
+from .support.files import file_hash  # noqa: F401  (re-exported: older code reads data.file_hash)
 
 
 # ------------------------------------------------------------------------------------------------ preprocessing

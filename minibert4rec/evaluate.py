@@ -23,7 +23,7 @@ import pandas as pd
 import torch
 
 from . import distributed
-from .config import BERT4RecConfig
+from .support.config import BERT4RecConfig
 from .data import SequenceData
 from .masking import inference_inputs, left_pad, trim_left_padding
 from .metrics import ranking_metrics, sample_negatives, sampled_ranks, target_ranks

@@ -36,7 +36,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .attention import Dropout, MultiHeadAttention, causal_mask, padding_mask
-from .config import ACTIVATIONS, BERT4RecConfig
+from .support.config import ACTIVATIONS, BERT4RecConfig
 
 class FeedForward(nn.Module):
     """Position-wise feed-forward network: the same two-layer MLP applied to every position separately.

@@ -29,17 +29,18 @@ import pandas as pd
 import torch
 
 from . import distributed
-from .checkpoint import (CHECKPOINT_KEYS, CHECKPOINT_VERSION, check_checkpoint_data, load_checkpoint,  # noqa: F401
+from .support.checkpoint import (CHECKPOINT_KEYS, CHECKPOINT_VERSION, check_checkpoint_data, load_checkpoint,  # noqa: F401
                          model_from_checkpoint, save_checkpoint)
-from .config import BERT4RecConfig, set_threads
+from .support.config import BERT4RecConfig
+from .support.runtime import set_threads
 from .data import SequenceData
 from .evaluate import (PROTOCOLS, PreparedSplit, curve_subset, evaluate, evaluate_popularity,  # noqa: F401
                        evaluate_split, flatten_metrics, model_inputs, prepare_split)  # (re-exported: notebooks 06 and 07 import them from here)
-from .files import remove_stale_temporaries
+from .support.files import remove_stale_temporaries
 from .masking import make_dataset
 from .model import BERT4Rec
-from .preflight import check_before_training  # noqa: F401  (re-exported: the command line imports it from here)
-from .progress import tqdm  # widgets in Jupyter with ipywidgets, else text; never a warning
+from .support.preflight import check_before_training  # noqa: F401  (re-exported: the command line imports it from here)
+from .support.progress import tqdm  # widgets in Jupyter with ipywidgets, else text; never a warning
 
 
 # ------------------------------------------------------------------------------------- 1. which device?

@@ -20,8 +20,10 @@ from pathlib import Path
 
 import torch
 
-from minibert4rec import cli, distributed
-from minibert4rec.config import BERT4RecConfig
+from minibert4rec import distributed
+
+from minibert4rec.apps import cli
+from minibert4rec.support.config import BERT4RecConfig
 from minibert4rec.data import load_dataset
 from minibert4rec.train import train
 

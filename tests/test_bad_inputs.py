@@ -29,13 +29,15 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from minibert4rec import cli, data
-from minibert4rec.config import RULES, TYPE_NAMES, BERT4RecConfig, ConfigTypeError
+from minibert4rec import data
+
+from minibert4rec.apps import cli
+from minibert4rec.support.config import RULES, TYPE_NAMES, BERT4RecConfig, ConfigTypeError
 from minibert4rec.data import (KNOWN_DATASETS, SequenceData, download, install_shared_copy, k_core_mask, load_dataset,
                                load_interactions, preprocess, synthetic_sequences)
-from minibert4rec.files import atomic_write, remove_stale_temporaries, write_manifest
+from minibert4rec.support.files import atomic_write, remove_stale_temporaries, write_manifest
 from minibert4rec.metrics import hit_rate_at_k, mrr, ndcg_at_k, ranking_metrics, sample_negatives, sampled_ranks
-from minibert4rec.recommend import recommend
+from minibert4rec.apps.recommend import recommend
 from minibert4rec.train import (check_before_training, check_checkpoint_data, load_checkpoint, model_from_checkpoint,
                                 save_checkpoint, train)
 
@@ -188,7 +190,7 @@ def test_every_field_has_a_rule_and_a_checkable_type():
 
 
 def test_an_unknown_annotation_fails_loudly():
-    from minibert4rec.config import check_field
+    from minibert4rec.support.config import check_field
 
     with pytest.raises(TypeError, match="cannot check"):
         check_field("threads", 2, "list[int]")

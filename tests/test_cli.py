@@ -11,7 +11,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from minibert4rec import cli
+from minibert4rec.apps import cli
 from minibert4rec.data import synthetic_sequences
 from minibert4rec.train import load_checkpoint
 
@@ -109,8 +109,8 @@ def test_help_is_plain_text_with_defaults():
 
 
 def test_popularity_command_is_the_baseline_of_a_run(tmp_path, run_args, capsys):
-    from minibert4rec.checkpoint import checkpoint_data
-    from minibert4rec.config import BERT4RecConfig
+    from minibert4rec.support.checkpoint import checkpoint_data
+    from minibert4rec.support.config import BERT4RecConfig
     from minibert4rec.evaluate import evaluate_popularity, metrics_table
 
     out = tmp_path / "run"
@@ -144,7 +144,7 @@ def test_popularity_command_is_the_baseline_of_a_run(tmp_path, run_args, capsys)
 def test_dataset_preset_is_applied_printed_and_overridden(capsys):
     """--dataset ml-1m applies the paper's settings and says so; an explicit option wins and says so too;
     ml-100k (no preset) prints nothing and keeps the package's defaults."""
-    from minibert4rec.cli import _config_from_args, build_parser
+    from minibert4rec.apps.cli import _config_from_args, build_parser
 
     parser = build_parser()
     config = _config_from_args(parser.parse_args(["train", "--dataset", "ml-1m", "--mask-ratio", "0.3"]))
@@ -157,7 +157,7 @@ def test_dataset_preset_is_applied_printed_and_overridden(capsys):
     args = parser.parse_args(["train", "--dataset", "some/file.txt", "--preset", "beauty", "--min-item-count", "2"])
     config = _config_from_args(args)
     assert (config.max_seq_length, config.mask_ratio) == (50, 0.6)
-    from minibert4rec.cli import _fill_data_args
+    from minibert4rec.apps.cli import _fill_data_args
 
     _fill_data_args(args)
     assert (args.min_user_count, args.min_item_count) == (0, 2)  # the preset's k-core (none), under the user's

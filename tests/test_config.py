@@ -1,6 +1,7 @@
 import pytest
 
-from minibert4rec.config import BERT4RecConfig, is_smoke_run
+from minibert4rec.support.config import BERT4RecConfig
+from minibert4rec.support.runtime import is_smoke_run
 
 
 def test_defaults_are_recboles():
@@ -52,7 +53,7 @@ def test_smoke_switch(monkeypatch):
 
 
 def test_dataset_switch_picks_the_data_and_its_sizes(monkeypatch):
-    from minibert4rec.config import run_sizes
+    from minibert4rec.support.runtime import run_sizes
 
     monkeypatch.delenv("MINIBERT4REC_SMOKE", raising=False)
     monkeypatch.delenv("MINIBERT4REC_DATASET", raising=False)
@@ -68,7 +69,7 @@ def test_dataset_switch_picks_the_data_and_its_sizes(monkeypatch):
 def test_threads_option(monkeypatch):
     import torch
 
-    from minibert4rec import config as config_module
+    from minibert4rec.support import runtime as config_module
 
     assert BERT4RecConfig().threads == 0 and BERT4RecConfig(threads=3) == BERT4RecConfig()  # not the run's identity
     with pytest.raises(ValueError, match="threads=-1 must be a non-negative integer"):

@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 import torch
 
-from minibert4rec import datasets
+from minibert4rec.support import datasets
 from minibert4rec.data import (KNOWN_DATASETS, SequenceData, download, install_shared_copy, k_core_mask, load_dataset,
                                load_interactions, preprocess, read_interactions, read_titles, synthetic_sequences)
 

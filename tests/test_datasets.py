@@ -1,13 +1,13 @@
-"""Tests of the dataset presets (minibert4rec.datasets): precedence, the printed lines, the paper's numbers kept
+"""Tests of the dataset presets (minibert4rec.support.datasets): precedence, the printed lines, the paper's numbers kept
 consistent with the authors' scripts, and that an already-preprocessed file is not re-filtered."""
 
 import dataclasses
 
 import pytest
 
-from minibert4rec.config import BERT4RecConfig
+from minibert4rec.support.config import BERT4RecConfig
 from minibert4rec.data import load_dataset
-from minibert4rec.datasets import FILE_PRESET, METRICS, PRESETS, apply_preset, option_flag, preset_for
+from minibert4rec.support.datasets import FILE_PRESET, METRICS, PRESETS, apply_preset, option_flag, preset_for
 
 
 def test_explicit_options_win_and_each_override_is_announced():

@@ -22,7 +22,7 @@ import pytest
 import torch
 
 from minibert4rec import distributed
-from minibert4rec.config import BERT4RecConfig
+from minibert4rec.support.config import BERT4RecConfig
 from minibert4rec.data import load_dataset, synthetic_sequences
 from minibert4rec.distributed import shard_rows
 from minibert4rec.evaluate import negative_counts

@@ -3,8 +3,10 @@
 import pytest
 import torch
 
-from minibert4rec import cli, evaluate as evaluate_module, train as train_module
-from minibert4rec.config import BERT4RecConfig
+from minibert4rec import evaluate as evaluate_module, train as train_module
+
+from minibert4rec.apps import cli
+from minibert4rec.support.config import BERT4RecConfig
 from minibert4rec.data import synthetic_sequences
 from minibert4rec.evaluate import (curve_subset, evaluate_popularity, evaluate_split, held_out, metrics_table,
                                    negative_counts, prepare_split)

@@ -226,7 +226,7 @@ def test_ml1m_sized_evaluation_runs_on_the_whole_matrix_at_once():
 @pytest.mark.parametrize("causal", [False, True])
 def test_evaluate_equals_a_plain_loop_over_users(causal):
     """evaluate() sorts users by length and trims padding; the ranks must equal the obvious per-user loop."""
-    from minibert4rec.config import BERT4RecConfig
+    from minibert4rec.support.config import BERT4RecConfig
     from minibert4rec.model import BERT4Rec
     from minibert4rec.train import evaluate, model_inputs
 
@@ -259,7 +259,7 @@ def test_evaluate_equals_a_plain_loop_over_users(causal):
 
 def test_evaluate_keeps_everything_the_user_touched_out_of_the_negatives():
     """Validation users' negatives must not contain their own (future) test item: ``interacted`` is excluded."""
-    from minibert4rec.config import BERT4RecConfig
+    from minibert4rec.support.config import BERT4RecConfig
     from minibert4rec.model import PopularityModel
     from minibert4rec.train import evaluate
 

@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from minibert4rec.config import BERT4RecConfig
+from minibert4rec.support.config import BERT4RecConfig
 from minibert4rec.model import BERT4Rec, PopularityModel
 
 N_ITEMS = 20
@@ -139,7 +139,7 @@ def test_last_position_only_gives_the_same_prediction(norm_first, causal):
 def test_popularity_bias_init_starts_the_model_as_the_popularity_baseline():
     """output_bias_init="popularity": at step 0 the scores rank items by training popularity, and the initial
     loss is about popularity's entropy instead of log(N)."""
-    from minibert4rec.config import BERT4RecConfig
+    from minibert4rec.support.config import BERT4RecConfig
     from minibert4rec.model import BERT4Rec
 
     torch.manual_seed(0)

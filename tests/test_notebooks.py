@@ -34,4 +34,4 @@ def test_lesson_shape(path):
     assert "recap" in text and "exercise" in text, f"{path.name} must end with a recap and exercises"
     sources = "\n".join("".join(c["source"]) for c in cells if c["cell_type"] == "code")
     for variable in ("MINIBERT4REC_SMOKE", "MINIBERT4REC_DATASET"):
-        assert variable not in sources, "notebooks ask minibert4rec.config.run_sizes(), not the variable"
+        assert variable not in sources, "notebooks ask minibert4rec.support.config.run_sizes(), not the variable"

@@ -83,7 +83,7 @@ subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no
                 sys.argv[2]], check=True)
 importlib.invalidate_caches()
 import minibert4rec
-from minibert4rec.config import run_sizes
+from minibert4rec.support.runtime import run_sizes
 assert minibert4rec.__file__.startswith(sys.prefix), minibert4rec.__file__
 print(minibert4rec.__version__, minibert4rec.__file__)
 '''

@@ -5,10 +5,10 @@ import json
 import pytest
 import torch
 
-from minibert4rec import cli
-from minibert4rec.config import BERT4RecConfig
+from minibert4rec.apps import cli
+from minibert4rec.support.config import BERT4RecConfig
 from minibert4rec.data import synthetic_sequences
-from minibert4rec.recommend import recommend
+from minibert4rec.apps.recommend import recommend
 from minibert4rec.train import (choose_device, evaluate_popularity, load_checkpoint, model_from_checkpoint,
                                 save_checkpoint, train, warmup_linear_decay)
 

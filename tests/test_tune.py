@@ -5,9 +5,9 @@ import json
 import pandas as pd
 import pytest
 
-from minibert4rec import cli
+from minibert4rec.apps import cli
 from minibert4rec.data import synthetic_sequences
-from minibert4rec.tune import parse_hyper_file, trials
+from minibert4rec.apps.tune import parse_hyper_file, trials
 
 
 def test_parse_recbole_format(tmp_path):

@@ -1,7 +1,8 @@
 """How a check works: run a student's function on cases, judge each result, and say what went wrong.
 
 This module is the machinery behind every ``check_<name>``; the exercises themselves (tasks, hints, cases) are in
-the ``nbXX_*`` modules next to it, and the list, the hint ladder and grading in ``__init__``.
+the ``nbXX_*`` modules next to it, their list in ``registry``, the hint ladder and solutions in ``__init__`` and
+grading in ``grading``.
 
 - :class:`CheckResult` is a verdict: correct, wrong (with the failing input, the problem, what was expected and
   what the function gave) or not attempted. Its repr *is* the verdict text that a notebook cell shows.
@@ -57,6 +58,12 @@ class Exercise:
     kind: str  # "question" (answer in prose), "implement" (has check_<name>), "explore" (a small experiment)
     task: str  # one line
     hints: tuple[str, ...]
+
+    @property
+    def function(self) -> str:
+        """The name the notebook gives the student's function, which its check is called on: the exercise's own
+        name (``check_ndcg_at_k(ndcg_at_k)``). Grading looks the function up by this name."""
+        return self.name
 
 
 # ============================================================================================ showing values compactly

@@ -36,7 +36,7 @@ EXERCISES: list[Exercise] = [
 
 def check_bert4rec_parameter_count(fn: Callable) -> CheckResult:
     """``bert4rec_parameter_count(hidden_size, inner_size, n_layers, n_items, max_seq_length) -> int``."""
-    from ..config import BERT4RecConfig
+    from ..support.config import BERT4RecConfig
     from ..model import BERT4Rec
 
     def reference(hidden: int, inner: int, layers: int, n_items: int, max_len: int) -> int:

@@ -13,9 +13,9 @@ from collections.abc import Iterable
 import pandas as pd
 import torch
 
-from .data import SequenceData
-from .evaluate import model_inputs
-from .model import BERT4Rec
+from ..data import SequenceData
+from ..evaluate import model_inputs
+from ..model import BERT4Rec
 
 
 def recommend(model: BERT4Rec, history: list[int], k: int = 10, exclude_seen: bool = True) -> list[tuple[int, float]]:

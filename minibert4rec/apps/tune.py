@@ -27,9 +27,9 @@ from typing import Any
 
 import pandas as pd
 
-from .config import BERT4RecConfig
-from .data import SequenceData
-from .files import atomic_write
+from ..support.config import BERT4RecConfig
+from ..data import SequenceData
+from ..support.files import atomic_write
 
 # RecBole names that differ from ours
 RECBOLE_ALIASES = {"train_batch_size": "batch_size", "epochs": "epochs", "MAX_ITEM_LIST_LENGTH": "max_seq_length"}
@@ -101,7 +101,7 @@ def run_search(base: BERT4RecConfig, space: dict[str, tuple[str, Any]], data: Se
     """Train every trial of ``space`` (from :func:`parse_hyper_file`) on ``data``, each ``base`` with the trial's
     values; print the table sorted by validation NDCG@10 and write it to ``out`` (default runs/tune-DATASET)
     as ``trials.csv`` and ``best.json``."""
-    from .train import train
+    from ..train import train
 
     check_search(base, space)
     rows = []

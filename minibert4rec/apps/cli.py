@@ -21,8 +21,9 @@ from typing import Any, Sequence
 
 import pandas as pd
 
-from .config import BERT4RecConfig, set_threads
-from .files import atomic_write, remove_stale_temporaries
+from ..support.config import BERT4RecConfig
+from ..support.runtime import set_threads
+from ..support.files import atomic_write, remove_stale_temporaries
 
 # what a user's mistake raises (a bug raises anything else, and keeps its traceback)
 USER_ERRORS = (ValueError, FileNotFoundError, FileExistsError, IsADirectoryError, NotADirectoryError, PermissionError)
@@ -46,7 +47,7 @@ def __getattr__(name: str) -> Any:
     """``metrics_table`` and ``METRIC_ORDER`` moved to ``evaluate.py``; still importable from here
     (notebook 05 does), without importing torch whenever the command line starts."""
     if name in ("metrics_table", "METRIC_ORDER"):
-        from . import evaluate
+        from .. import evaluate
 
         return getattr(evaluate, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
@@ -54,7 +55,7 @@ def __getattr__(name: str) -> Any:
 
 def print_metrics(results: dict[str, dict[str, dict[str, float]]], n_negatives: int = 100) -> None:
     """:func:`evaluate.print_metrics` (imported when first used: the command line starts without torch)."""
-    from .evaluate import print_metrics as _print
+    from ..evaluate import print_metrics as _print
 
     _print(results, n_negatives)
 
@@ -90,7 +91,7 @@ PRESET_KEYS = ("min_user_count", "min_item_count", "max_seq_length", "mask_ratio
 def _preset_options(args: argparse.Namespace, file_config: BERT4RecConfig | None = None) -> dict[str, Any]:
     """The preset of ``--dataset``/``--preset`` (``datasets.PRESETS``: ml-1m, ml-20m, beauty, steam) under the
     options the user gave; prints what it applied once per command. {} for other data (ml-100k, a plain file)."""
-    from .datasets import FILE_PRESET, apply_preset, preset_for
+    from ..support.datasets import FILE_PRESET, apply_preset, preset_for
 
     if getattr(args, "dataset", None) is None and getattr(args, "preset", None) is None:
         return {}
@@ -121,7 +122,7 @@ def _fill_data_args(args: argparse.Namespace, stored: dict[str, Any] | None = No
 
 
 def _load(args: argparse.Namespace):
-    from .data import load_dataset
+    from ..data import load_dataset
 
     _fill_data_args(args)
     return load_dataset(args.dataset, data_dir=args.data_dir, min_user_count=args.min_user_count,
@@ -129,7 +130,7 @@ def _load(args: argparse.Namespace):
 
 
 def cmd_stats(args: argparse.Namespace) -> int:
-    from .data import load_interactions
+    from ..data import load_interactions
 
     raw = load_interactions(args.dataset, data_dir=args.data_dir)
     data = _load(args)
@@ -149,7 +150,7 @@ def cmd_stats(args: argparse.Namespace) -> int:
 
 
 def cmd_download(args: argparse.Namespace) -> int:
-    from .data import download
+    from ..data import download
 
     path = download(args.dataset, data_dir=args.data_dir, source=args.source)
     print(f"{args.dataset} is ready in {path}")
@@ -206,7 +207,7 @@ def _resume_config(args: argparse.Namespace, out: Path, state: dict[str, Any]) -
 
 def _refuse_to_overwrite(out: Path) -> None:
     """A finished run (metrics.json) or an unfinished one (checkpoint.pt) is kept unless --overwrite is given."""
-    from .train import load_checkpoint
+    from ..train import load_checkpoint
 
     if (out / "metrics.json").exists():
         raise ValueError(f"{out} already holds a finished run ({out / 'metrics.json'}); choose another --out, or add "
@@ -224,8 +225,8 @@ def _refuse_to_overwrite(out: Path) -> None:
 def cmd_train(args: argparse.Namespace) -> int:
     if not args.resume:
         _config_from_args(args)  # first: a bad option is reported before torch is even imported
-    from .distributed import init_from_env
-    from .train import check_before_training, load_checkpoint, train
+    from ..distributed import init_from_env
+    from ..train import check_before_training, load_checkpoint, train
 
     if args.resume and args.overwrite:
         raise ValueError("give --resume (continue the run in --out) or --overwrite (start it over), not both.")
@@ -299,8 +300,8 @@ def _checkpoint_file(path: str) -> Path:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from .checkpoint import check_checkpoint_data, checkpoint_data, load_checkpoint, model_from_checkpoint
-    from .evaluate import evaluate_split
+    from ..support.checkpoint import check_checkpoint_data, checkpoint_data, load_checkpoint, model_from_checkpoint
+    from ..evaluate import evaluate_split
 
     set_threads(0)
     checkpoint = _checkpoint_file(args.checkpoint)
@@ -313,11 +314,11 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_popularity(args: argparse.Namespace) -> int:
-    from .evaluate import evaluate_popularity
+    from ..evaluate import evaluate_popularity
 
     set_threads(0)
     if args.checkpoint:  # the baseline of that run: its data, its config (seed, negatives, counts)
-        from .checkpoint import check_checkpoint_data, checkpoint_data, load_checkpoint
+        from ..support.checkpoint import check_checkpoint_data, checkpoint_data, load_checkpoint
 
         given = [f"--{k.replace('_', '-')}" for k in (*DATA_DEFAULTS, "config", *POPULARITY_OPTIONS)
                  if getattr(args, k, None) not in (None, False)]
@@ -340,7 +341,7 @@ def cmd_popularity(args: argparse.Namespace) -> int:
 
 
 def cmd_recommend(args: argparse.Namespace) -> int:
-    from .checkpoint import check_checkpoint_data, checkpoint_data, load_checkpoint, model_from_checkpoint
+    from ..support.checkpoint import check_checkpoint_data, checkpoint_data, load_checkpoint, model_from_checkpoint
     from .recommend import recommend_raw
 
     set_threads(0)
@@ -376,7 +377,7 @@ class ArgumentParser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .data import KNOWN_DATASETS
+    from ..data import KNOWN_DATASETS
 
     parser = ArgumentParser(prog="python -m minibert4rec", description=__doc__.splitlines()[0],
                             formatter_class=_HelpFormatter)

@@ -14,9 +14,9 @@ from typing import Any
 import torch
 
 from .config import BERT4RecConfig
-from .data import SequenceData
+from ..data import SequenceData
 from .files import atomic_write
-from .model import BERT4Rec
+from ..model import BERT4Rec
 
 CHECKPOINT_VERSION = 1
 CHECKPOINT_KEYS = ("config", "n_items", "model")
@@ -74,7 +74,7 @@ def check_checkpoint_data(state: dict[str, Any], data: SequenceData, source: str
 
 def checkpoint_data(state: dict[str, Any]) -> SequenceData:
     """Reload the data set a checkpoint written by ``python -m minibert4rec train`` records (file, k-core)."""
-    from .data import load_dataset
+    from ..data import load_dataset
 
     info = state.get("dataset") or {}
     if "dataset" not in info:

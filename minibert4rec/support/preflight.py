@@ -12,7 +12,7 @@ import os
 import torch
 
 from .config import BERT4RecConfig, training_memory_lower_bound
-from .data import SequenceData
+from ..data import SequenceData
 
 
 def _machine_memory(device: torch.device) -> int | None:
@@ -47,7 +47,7 @@ def check_before_training(config: BERT4RecConfig, data: SequenceData, device: to
                          f"{data.n_items - most:,} negatives; lower eval_negatives (--eval-negatives "
                          f"{max(1, data.n_items - most)}) or use a larger catalogue.")
     if device is None:
-        from .train import choose_device
+        from ..train import choose_device
 
         device = choose_device(config.device)
     device = torch.device(device)
