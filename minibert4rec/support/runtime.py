@@ -6,6 +6,7 @@ a CI-sized smoke run and ``MINIBERT4REC_DATASET`` picks the dataset. ``set_threa
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from .config import BERT4RecConfig
@@ -14,9 +15,8 @@ from .config import BERT4RecConfig
 def default_threads() -> int:
     """torch CPU threads when ``threads=0``: half the cores, at most 4 (1 on a 2-core machine).
 
-    Measured on ml-100k on a 2-core machine that other jobs were using (README, "Threads"): two threads were
-    slower than one (7.5-8.2 s per epoch against 5.5-5.9 s; an earlier report: 17.9 s against 4.7 s), because each
-    step waits for the thread whose core was taken. Leaving a core free keeps a shared laptop or CI runner fast.
+    On a machine that other programs also use, a second thread often makes each step *slower*: every operation
+    waits for the thread whose core was taken. Leaving a core free keeps a shared laptop or CI runner responsive.
     """
     import os
 
@@ -69,22 +69,107 @@ def run_sizes() -> dict[str, Any]:
     ``dataset`` is what the notebooks load; ``config`` is the :class:`BERT4RecConfig` for the training notebooks
     (the paper's model for ML-1m/20m; RecBole's defaults, as ``python -m minibert4rec train``, for the others);
     ``compare_epochs`` is for the short comparison runs of notebook 06; ``cpu_time_budget_s`` bounds notebook
-    05's training when no GPU is present.
+    05's training when no GPU is present; ``compare_budget_s`` is the training time each model of notebook 06's
+    equal-compute comparison gets; ``standalone_budget_s`` is what notebooks 06 and 07 spend training their own
+    smaller model when notebook 05's checkpoint is not there (a fresh Colab runtime).
     """
     smoke, dataset = _environment()
+    return _sizes_for(dataset, smoke)
+
+
+def _sizes_for(dataset: str | None, smoke: bool) -> dict[str, Any]:
+    """:func:`run_sizes` for a given dataset name (``None``: the default) and size switch."""
     if smoke:
         config = BERT4RecConfig(hidden_size=16, inner_size=32, max_seq_length=20, epochs=1, batch_size=128,
                                 warmup_steps=5, learning_rate=2e-3)
         return {"smoke": True, "dataset": dataset or "ml-100k", "config": config, "compare_epochs": 1,
-                "cpu_time_budget_s": 60}
+                "cpu_time_budget_s": 60, "compare_budget_s": 15, "standalone_budget_s": 15}
     dataset = dataset or "ml-1m"
     if dataset in LONG_HISTORIES:
-        # the paper's model with the reproduction recipe (README, "Leaving the popularity plateau"): batch 32,
-        # lr 2e-3, 500 warm-up steps, the output bias started at log popularity
+        # the paper's model with the CPU recipe (docs/differences.md): batch 32, lr 2e-3, 500 warm-up steps, the
+        # output bias started at log popularity
         config = BERT4RecConfig(max_seq_length=200, hidden_dropout_prob=0.1, attn_dropout_prob=0.1, batch_size=32,
                                 epochs=60, learning_rate=2e-3, warmup_steps=500, output_bias_init="popularity")
-        return {"smoke": False, "dataset": dataset, "config": config, "compare_epochs": 8, "cpu_time_budget_s": 720}
+        return {"smoke": False, "dataset": dataset, "config": config, "compare_epochs": 8,
+                "cpu_time_budget_s": 50 * 60, "compare_budget_s": 6 * 60, "standalone_budget_s": 5 * 60}
     # short histories: the command line's defaults (python -m minibert4rec train --dataset ml-100k), L = 50;
     # on ml-100k an epoch takes seconds on a CPU, so the budget rarely acts
     return {"smoke": False, "dataset": dataset, "config": BERT4RecConfig(), "compare_epochs": 20,
-            "cpu_time_budget_s": 300}
+            "cpu_time_budget_s": 300, "compare_budget_s": 60, "standalone_budget_s": 120}
+
+
+def notebook_threads() -> tuple[int, str]:
+    """Threads for a notebook's long training run, and the reason, to print beside it.
+
+    On an idle machine every core helps a large model (ML-1m, L = 200: about 39 s per epoch with 2 threads against
+    63 s with 1 on a 2-core CPU, ``benchmarks/results/plateau/``). On a busy one the package default
+    (:func:`default_threads`) is faster. "Idle" means a 1-minute load average below 0.5 before training starts.
+    """
+    import os
+
+    cores = os.cpu_count() or 1
+    try:
+        load = os.getloadavg()[0]
+    except (AttributeError, OSError):  # not available on Windows
+        return default_threads(), "the package default (half the cores): the machine's load is unknown"
+    if load < 0.5:
+        n = max(1, min(4, cores))
+        return n, f"every core, up to 4 ({n}): the machine is idle (load {load:.2f})"
+    return default_threads(), f"the package default, half the cores ({default_threads()}): the machine is busy (load {load:.2f})"
+
+
+def notebook_data(sizes: dict[str, Any], data_dir: str = "../data"):
+    """Load the notebook's dataset; without it and without a network, switch to ml-100k with a one-line notice.
+
+    ``sizes`` is :func:`run_sizes`'s dict. When the switch happens, ``sizes`` is updated in place (the dataset
+    and the config for ml-100k), so that the rest of the notebook describes the data it really uses.
+    """
+    from ..data import download, load_dataset
+    from .datasets import DatasetUnavailable
+
+    name = sizes["dataset"]
+    try:
+        download(name, data_dir=data_dir)
+        return load_dataset(name, data_dir=data_dir)
+    except DatasetUnavailable:
+        if name == "ml-100k":
+            raise
+    print(f"{name} is not in {data_dir}/ and cannot be downloaded here: this notebook uses ml-100k instead "
+          f"(python -m minibert4rec download --dataset {name} gets it where the internet is reachable).")
+    sizes.update({k: v for k, v in _sizes_for("ml-100k", sizes["smoke"]).items() if k != "smoke"})
+    download("ml-100k", data_dir=data_dir)
+    return load_dataset("ml-100k", data_dir=data_dir)
+
+
+def notebook_stamp(start_seconds: float) -> str:
+    """One line on how this notebook was run: device, threads, time, package version, commit and date.
+
+    ``start_seconds`` is ``time.perf_counter()`` taken in the notebook's first code cell.
+    """
+    import datetime
+    import platform
+    import subprocess
+    import time
+    from pathlib import Path
+
+    import torch
+
+    from .. import __version__
+
+    if torch.cuda.is_available():
+        device = torch.cuda.get_device_name(0)
+    else:
+        device = f"CPU ({platform.processor() or platform.machine()}, {os.cpu_count()} cores)"
+    commit = "unknown"
+    try:
+        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=5,
+                             cwd=Path(__file__).resolve().parent)
+        if out.returncode == 0:
+            commit = out.stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        pass
+    minutes = (time.perf_counter() - start_seconds) / 60
+    today = datetime.date.today().isoformat()
+    return (f"Run on {device}, {torch.get_num_threads()} torch threads, in {minutes:.1f} minutes, with minibert4rec "
+            f"{__version__} (commit {commit}), torch {torch.__version__}, on {today}. "
+            "The measured record is in docs/results.md.")
