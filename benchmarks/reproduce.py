@@ -144,7 +144,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     run.add_argument("--threads", type=int, default=0,
                      help="torch CPU threads (0 = the package's default_threads(): half the cores, at most 4)")
     run.add_argument("--budget-minutes", "--time-budget-minutes", dest="budget_minutes", type=float, default=None,
-                     help="stop after the epoch that passes this much training time")
+                     help="plan the learning-rate schedule to end after this much training time: the first "
+                          "epochs are timed, then the decay is stretched or shortened to end with the budget "
+                          "(--epochs is then the most it may plan); see --cut-at-budget")
+    run.add_argument("--cut-at-budget", action="store_true",
+                     help="with --budget-minutes: keep the --epochs schedule and stop after the epoch that passes "
+                          "the budget (the learning rate may still be high then)")
     run.add_argument("--eval-users", type=int, default=0,
                      help="draw the curve on a fixed sample of this many users (0 = all); the final test uses all")
     run.add_argument("--eval-every", type=int, default=2)
@@ -247,6 +252,7 @@ def main(argv: list[str] | None = None) -> int:
 
     budget = args.budget_minutes * 60 if args.budget_minutes else None
     result = train(config, data, progress=False, on_epoch_end=on_epoch_end, time_budget_s=budget,
+                   plan_schedule=budget is not None and not args.cut_at_budget,
                    out_dir=checkpoint_dir, init_from=args.init_from,
                    dataset_info={"dataset": str(Path(source).resolve()) if Path(source).exists() else str(source)})
     payload.update({

@@ -85,6 +85,22 @@ def make_scheduler(optimizer: torch.optim.Optimizer, config: BERT4RecConfig,
     return torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_linear_decay(config.warmup_steps, total_steps))
 
 
+def plan_epochs(time_budget_s: float, epoch_seconds: list[float], max_epochs: int) -> int:
+    """How many epochs fit in ``time_budget_s`` seconds of training, judged by the epochs timed so far.
+
+    A schedule that decays to zero at its last step ends with a settled model; cutting a long schedule short
+    stops it while the learning rate is still high. So a time-budgeted run first times an epoch or two, then
+    plans its decay to end when the budget does (at most ``max_epochs``, at least the epochs already run).
+    """
+    per_epoch = sum(epoch_seconds) / len(epoch_seconds)
+    return max(len(epoch_seconds), min(max_epochs, int(time_budget_s // per_epoch)))
+
+
+def replan_scheduler(scheduler: torch.optim.lr_scheduler.LambdaLR, config: BERT4RecConfig, total_steps: int) -> None:
+    """Make the running schedule decay to 0 at ``total_steps`` instead (the step count it has reached is kept)."""
+    scheduler.lr_lambdas = [warmup_linear_decay(config.warmup_steps, total_steps) for _ in scheduler.lr_lambdas]
+
+
 # ---------------------------------------------------------------------------- 4. mixed precision
 def use_bf16(config: BERT4RecConfig, device: torch.device) -> bool:
     """bf16 autocast only where the GPU does bf16 natively (Ampere and newer; not e.g. Colab's T4)."""
@@ -116,6 +132,7 @@ class RunState:
     best_state: dict[str, torch.Tensor] | None = None  # a copy of the best epoch's weights (None: the last ones)
     start_epoch: int = 1
     elapsed: float = 0.0
+    planned_epochs: int | None = None  # a time-budgeted schedule's length, once planned (``plan_epochs``)
     final_metrics: dict[tuple[str, int], dict] = field(default_factory=dict)  # (split, epoch) -> all users' metrics
 
 
@@ -187,6 +204,15 @@ def watch(model: torch.nn.Module, data: SequenceData, config: BERT4RecConfig, ru
     return flatten_metrics(watched.name, metrics)
 
 
+def epoch_line(row: dict[str, float], split: str, epochs: int) -> str:
+    """One compact progress line: ``epoch 3/60  loss 6.912  valid NDCG@10 0.041 (full, seen removed) ...``."""
+    line = f"epoch {row['epoch']}/{epochs}  loss {row['train_loss']:.3f}"
+    if f"{split}_full_filtered_NDCG@10" in row:
+        line += (f"  {split} NDCG@10 {row[f'{split}_full_filtered_NDCG@10']:.4f} (full, seen removed)"
+                 f" {row[f'{split}_sampled_NDCG@10']:.4f} (100 sampled)")
+    return line + f"  {row['epoch_seconds']:.1f} s"
+
+
 def should_stop(config: BERT4RecConfig, run: RunState, time_budget_s: float | None) -> bool:
     """Early stop (``patience`` evaluations without a better validation score) or the time budget spent."""
     stop = config.patience > 0 and run.best["bad_evals"] >= config.patience
@@ -202,7 +228,7 @@ def checkpoint_state(config: BERT4RecConfig, data: SequenceData, model: torch.nn
             "best": run.best, "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
             "torch_rng": torch.get_rng_state(),
             "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
-            "history": run.history, "dataset": dataset_info}
+            "history": run.history, "dataset": dataset_info, "planned_epochs": run.planned_epochs}
 
 
 def resume(path: str | Path, config: BERT4RecConfig, data: SequenceData, model: torch.nn.Module, optimizer: Any,
@@ -225,7 +251,8 @@ def resume(path: str | Path, config: BERT4RecConfig, data: SequenceData, model: 
         raise ValueError(f"checkpoint {path} was trained by {history[-1].get('world_size', 1)} processes; "
                          f"resume it with as many (torchrun --nproc_per_node), not {world_size}.")
     return RunState(history=history, best=dict(state["best"]), best_state=state["best_model"],
-                    start_epoch=state["epoch"] + 1, elapsed=float(state["elapsed_seconds"]))
+                    start_epoch=state["epoch"] + 1, elapsed=float(state["elapsed_seconds"]),
+                    planned_epochs=state.get("planned_epochs"))
 
 
 def final_evaluation(model: torch.nn.Module, data: SequenceData, config: BERT4RecConfig, run: RunState,
@@ -253,6 +280,7 @@ def train(
     dataset_info: dict[str, Any] | None = None,
     on_epoch_end: Callable[[dict[str, float]], None] | None = None,
     time_budget_s: float | None = None,
+    plan_schedule: bool = False,
 ) -> TrainResult:
     """Train BERT4Rec on ``data`` with ``config``; evaluate on validation; test the best model.
 
@@ -265,13 +293,17 @@ def train(
     schedule from ``config``) from the best weights of a checkpoint of the same model and data -- a second
     training phase, e.g. another warm-up and decay after a finished run; ``stop_after_epoch`` ends this call
     early (as a crash would), which the resume test uses; ``time_budget_s`` stops after the first epoch that ends
-    past that much training time. ``dataset_info`` (e.g. ``{"dataset": "ml-1m"}``) is stored in the checkpoint so
+    past that much training time; with ``plan_schedule=True`` the run instead times its first epochs and plans
+    the learning-rate decay to end when the budget does (:func:`plan_epochs`; ``config.epochs`` is then the
+    most it may plan). ``dataset_info`` (e.g. ``{"dataset": "ml-1m"}``) is stored in the checkpoint so
     that ``evaluate`` and ``recommend`` can reload the data.
 
     Under torchrun (a process group set up, e.g. by ``distributed.init_from_env``) every rank calls ``train``:
     ``config.batch_size`` is then the batch *per rank*, the global batch is ``batch_size x world_size`` and the
     learning rate is ``config.learning_rate`` as given; only rank 0 prints and writes (``distributed.py``).
     """
+    if plan_schedule and time_budget_s is None:
+        raise ValueError("plan_schedule=True plans the schedule to end with the time budget; give time_budget_s too.")
     set_threads(config.threads)  # 0 = default_threads(): one core left free, so a busy machine stays fast
     parallel = distributed.current()  # [distributed] rank 0 of 1 unless torchrun set up a process group
     device = parallel.place(choose_device(config.device))
@@ -311,26 +343,39 @@ def train(
         state = load_checkpoint(init_from, map_location=device)
         check_checkpoint_data(state, data, f"checkpoint {init_from}", sequences=False)
         model.load_state_dict(state["best_model"] or state["model"])  # raises if the architecture differs
+    planning = plan_schedule and time_budget_s is not None
+    if planning and run.planned_epochs is not None:  # resumed: the same plan as before the interruption
+        replan_scheduler(scheduler, config, steps_per_epoch * run.planned_epochs)
 
-    for epoch in range(run.start_epoch, min(config.epochs, stop_after_epoch or config.epochs) + 1):
+    epoch, last_epoch = run.start_epoch, min(config.epochs, stop_after_epoch or config.epochs)
+    while epoch <= last_epoch:
         row = train_epoch(model, loss_fn, dataset, optimizer, scheduler, config, epoch, batch_size=batch_size,
                           device=device, bf16=bf16, parallel=parallel, progress=progress, elapsed=run.elapsed)
         run.elapsed = row["elapsed_seconds"]
-        if epoch % config.eval_every == 0 or epoch == config.epochs:
+        if planning and epoch <= 3:  # time the first epochs, then let the decay end with the budget
+            # (epoch_seconds is the same number on every rank under torchrun, so every rank plans alike)
+            run.planned_epochs = plan_epochs(time_budget_s, [r["epoch_seconds"] for r in run.history] +
+                                             [row["epoch_seconds"]], config.epochs)
+            replan_scheduler(scheduler, config, steps_per_epoch * run.planned_epochs)
+        final_epoch = run.planned_epochs if planning else config.epochs
+        if planning:
+            last_epoch = min(run.planned_epochs, stop_after_epoch or run.planned_epochs)
+        row["planned_epochs"] = final_epoch
+        if epoch % config.eval_every == 0 or epoch == final_epoch:
             row.update(watch(model, data, config, run, epoch, watched, curve_users, **eval_kwargs))
         run.history.append(row)
         if on_epoch_end is not None:
             on_epoch_end(row)
         if progress and parallel.is_main:
-            shown = {k: round(v, 4) for k, v in row.items()
-                     if k in ("train_loss", f"{watched.name}_full_filtered_NDCG@10", f"{watched.name}_sampled_NDCG@10")}
-            tqdm.write(f"epoch {epoch}: {shown} ({row['epoch_seconds']:.1f}s)")
-        stop = should_stop(config, run, time_budget_s)
+            tqdm.write(epoch_line(row, watched.name, final_epoch))
+        # a planned run ends with its plan (its last epoch may end a little past the budget), others at the budget
+        stop = should_stop(config, run, None if planning else time_budget_s) or (planning and epoch >= final_epoch)
         if out_dir is not None and parallel.is_main:  # [distributed] one writer; a stopped run is a finished one
             save_checkpoint(Path(out_dir) / "checkpoint.pt", checkpoint_state(
                 config, data, model, optimizer, scheduler, run, config.epochs if stop else epoch, dataset_info))
         if stop:
             break
+        epoch += 1
 
     valid, test = final_evaluation(model, data, config, run, splits, **eval_kwargs)
     extra = {"world_size": parallel.world_size, "global_batch_size": batch_size} if parallel.enabled else {}

@@ -1,0 +1,75 @@
+"""A time-budgeted run plans its learning-rate decay to end when the budget does."""
+
+import types
+
+import pytest
+
+from minibert4rec import train as train_module
+from minibert4rec.data import synthetic_sequences
+from minibert4rec.support.config import BERT4RecConfig
+from minibert4rec.train import plan_epochs, train
+
+SMALL = dict(hidden_size=16, inner_size=32, n_heads=2, max_seq_length=20, batch_size=64, hidden_dropout_prob=0.0,
+             attn_dropout_prob=0.0, learning_rate=1e-2, warmup_steps=5, device="cpu", seed=0, eval_negatives=20,
+             eval_every=100)
+
+
+def test_plan_epochs_by_hand():
+    assert plan_epochs(100.0, [10.0], max_epochs=50) == 10  # 100 s / 10 s per epoch
+    assert plan_epochs(100.0, [12.0, 8.0], max_epochs=50) == 10  # judged by the mean epoch
+    assert plan_epochs(100.0, [30.0], max_epochs=50) == 3  # the last one ends past the budget: int(100 // 30)
+    assert plan_epochs(100.0, [1.0], max_epochs=7) == 7  # never more than config.epochs
+    assert plan_epochs(5.0, [10.0, 10.0], max_epochs=50) == 2  # never fewer than the epochs already run
+
+
+class FakeClock:
+    """``train_epoch`` reads the clock at its start and its end: each epoch then lasts ``seconds``."""
+
+    def __init__(self, seconds: float):
+        self.now, self.step = 0.0, seconds
+
+    def perf_counter(self) -> float:
+        self.now += self.step
+        return self.now
+
+
+@pytest.mark.parametrize("budget_s, expected_epochs", [(50.0, 5), (80.0, 8)])
+def test_planned_schedule_ends_at_the_budget(monkeypatch, budget_s, expected_epochs):
+    data = synthetic_sequences(n_users=200, n_items=60, seed=0)
+    monkeypatch.setattr(train_module, "time", types.SimpleNamespace(perf_counter=FakeClock(10.0).perf_counter))
+    config = BERT4RecConfig(**SMALL, epochs=100)
+    result = train(config, data, progress=False, time_budget_s=budget_s, plan_schedule=True)
+    history = result.history
+    assert len(history) == expected_epochs  # 10 s per epoch: exactly the epochs that fit
+    assert history["planned_epochs"].iloc[-1] == expected_epochs
+    assert history["lr"].iloc[-1] == pytest.approx(0.0, abs=1e-12)  # the decay ended with the last epoch
+    assert history["lr"].iloc[expected_epochs // 2] > 0.2 * config.learning_rate  # and not long before
+
+
+def test_unplanned_budget_cuts_a_long_schedule_while_the_rate_is_high(monkeypatch):
+    data = synthetic_sequences(n_users=200, n_items=60, seed=0)
+    monkeypatch.setattr(train_module, "time", types.SimpleNamespace(perf_counter=FakeClock(10.0).perf_counter))
+    result = train(BERT4RecConfig(**SMALL, epochs=100), data, progress=False, time_budget_s=50.0)
+    assert len(result.history) == 5
+    assert result.history["lr"].iloc[-1] > 0.9 * SMALL["learning_rate"]  # what planning avoids
+
+
+def test_plan_schedule_needs_a_budget():
+    data = synthetic_sequences(n_users=50, n_items=30, seed=0)
+    with pytest.raises(ValueError, match="time_budget_s"):
+        train(BERT4RecConfig(**SMALL, epochs=2), data, progress=False, plan_schedule=True)
+
+
+def test_a_planned_run_resumes_with_its_plan(monkeypatch, tmp_path):
+    data = synthetic_sequences(n_users=200, n_items=60, seed=0)
+    config = BERT4RecConfig(**SMALL, epochs=100)
+    kwargs = dict(progress=False, time_budget_s=60.0, plan_schedule=True)
+    monkeypatch.setattr(train_module, "time", types.SimpleNamespace(perf_counter=FakeClock(10.0).perf_counter))
+    whole = train(config, data, **kwargs)
+    monkeypatch.setattr(train_module, "time", types.SimpleNamespace(perf_counter=FakeClock(10.0).perf_counter))
+    train(config, data, out_dir=tmp_path, stop_after_epoch=4, **kwargs)
+    monkeypatch.setattr(train_module, "time", types.SimpleNamespace(perf_counter=FakeClock(10.0).perf_counter))
+    resumed = train(config, data, out_dir=tmp_path, resume_from=tmp_path / "checkpoint.pt", **kwargs)
+    assert len(resumed.history) == len(whole.history) == 6
+    assert resumed.history["lr"].tolist() == pytest.approx(whole.history["lr"].tolist())
+    assert resumed.history["train_loss"].tolist() == pytest.approx(whole.history["train_loss"].tolist())
