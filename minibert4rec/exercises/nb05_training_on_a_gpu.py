@@ -7,7 +7,9 @@ from __future__ import annotations
 
 from typing import Callable
 
-from .framework import CheckResult, Exercise, _against, _number_problem, _run
+import torch
+
+from .framework import CheckResult, Exercise, _against, _number_problem, _run, _tensor_problem, _type
 
 EXERCISES: list[Exercise] = [
     Exercise("warmup_values", "05", "question",
@@ -40,3 +42,57 @@ def check_warmup_linear_decay(fn: Callable) -> CheckResult:
     cases += [(s, 100, 1000) for s in (0, 1, 50, 98, 99, 100, 101, 550, 999, 1000, 1001)]
     return _run("warmup_linear_decay", fn, cases,
                 _against(lambda s, w, t: warmup_linear_decay(w, t)(s), lambda e, g_: _number_problem(e, g_, tol=1e-9)))
+
+
+EXERCISES.append(
+    Exercise("adamw_step", "05", "implement",
+             "One AdamW update of a parameter tensor, by hand: weight decay, the two moments, bias correction.",
+             ("Decoupled weight decay first: param shrinks by lr * weight_decay * param, independent of the gradient.",
+              "The moments: exp_avg = 0.9 exp_avg + 0.1 grad; exp_avg_sq = 0.999 exp_avg_sq + 0.001 grad^2.",
+              "Bias correction with this update's number t (1 for the first): divide exp_avg by 1 - 0.9**t and "
+              "exp_avg_sq by 1 - 0.999**t, then param -= lr * m_hat / (sqrt(v_hat) + 1e-8).")))
+
+
+def _adamw_reference(param: torch.Tensor, grad: torch.Tensor, exp_avg: torch.Tensor, exp_avg_sq: torch.Tensor,
+                     step: int, lr: float, weight_decay: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """torch.optim.AdamW's own update, started from the given moments (``step`` = this update's number, from 1)."""
+    p = torch.nn.Parameter(param.clone())
+    optimizer = torch.optim.AdamW([p], lr=lr, betas=(0.9, 0.999), eps=1e-8, weight_decay=weight_decay)
+    optimizer.state[p] = {"step": torch.tensor(float(step - 1)), "exp_avg": exp_avg.clone(),
+                          "exp_avg_sq": exp_avg_sq.clone()}
+    p.grad = grad.clone()
+    optimizer.step()
+    state = optimizer.state[p]
+    return p.detach(), state["exp_avg"], state["exp_avg_sq"]
+
+
+def _three_tensors(expected: tuple, got: object) -> str | None:
+    if not isinstance(got, (tuple, list)) or len(got) != 3:
+        return f"expected a tuple (param, exp_avg, exp_avg_sq), got {_type(got)}"
+    for what, e, g in zip(("param", "exp_avg", "exp_avg_sq"), expected, got):
+        problem = _tensor_problem(e, g, "float", atol=1e-6, what=what)
+        if problem:
+            return problem
+    return None
+
+
+def check_adamw_step(fn: Callable) -> CheckResult:
+    """``adamw_step(param, grad, exp_avg, exp_avg_sq, step, lr, weight_decay) -> (param, exp_avg, exp_avg_sq)``,
+    compared with ``torch.optim.AdamW`` (betas 0.9 / 0.999, eps 1e-8) on random tensors."""
+    g = torch.Generator().manual_seed(0)
+    cases = []
+    for shape, step, lr, wd in [((3,), 1, 1e-3, 0.0), ((4, 5), 1, 1e-2, 0.01), ((2, 3), 7, 2e-3, 0.0),
+                                ((6,), 50, 1e-3, 0.1), ((3, 3), 1000, 5e-4, 0.01)]:
+        param, grad = torch.randn(shape, generator=g, dtype=torch.float64), torch.randn(shape, generator=g, dtype=torch.float64)
+        fresh = step == 1
+        exp_avg = torch.zeros(shape, dtype=torch.float64) if fresh else 0.1 * torch.randn(shape, generator=g, dtype=torch.float64)
+        exp_avg_sq = torch.zeros(shape, dtype=torch.float64) if fresh else 0.01 * torch.rand(shape, generator=g, dtype=torch.float64)
+        cases.append((param, grad, exp_avg, exp_avg_sq, step, lr, wd))
+    return _run("adamw_step", fn, cases, lambda args, got: _three_tensors(_adamw_reference(*args), got))
+
+EXERCISES.append(
+    Exercise("explore_planned_schedule", "05", "explore",
+             "Same time budget, plan_schedule=False vs True: compare the final NDCG@10 and the last learning rate.",
+             ("Keep the config, the seed and the budget; change only plan_schedule.",
+              "Look at history['lr'] at the last epoch of each run.",
+              "A run cut while the learning rate is high has not settled: its weights still move a lot each step.")))
