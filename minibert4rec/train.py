@@ -152,16 +152,18 @@ def training_step(loss_fn: Callable, model: torch.nn.Module, optimizer: torch.op
 
 def train_epoch(model: torch.nn.Module, loss_fn: Callable, dataset: Any, optimizer: torch.optim.Optimizer,
                 scheduler: Any, config: BERT4RecConfig, epoch: int, *, batch_size: int, device: torch.device,
-                bf16: bool, parallel: distributed.Context, progress: bool, elapsed: float = 0.0) -> dict[str, float]:
+                bf16: bool, parallel: distributed.Context, progress: bool, elapsed: float = 0.0,
+                epochs: int | None = None) -> dict[str, float]:
     """One pass over the epoch's batches (grouped by length); its row of the history, without evaluation.
-    ``elapsed``: the run's training seconds before this epoch (the row's ``elapsed_seconds`` adds this one's)."""
+    ``elapsed``: the run's training seconds before this epoch (the row's ``elapsed_seconds`` adds this one's);
+    ``epochs``: the run's planned length, for the progress bar (default ``config.epochs``)."""
     model.train()
     t0 = time.perf_counter()
     batches = dataset.batches(batch_size, epoch, group_by_length=True)
     if parallel.enabled:  # [distributed] this rank's rows of every global batch; its own dropout seed
         batches = loss_fn.shard(batches)
         parallel.seed_epoch(config.seed, epoch)
-    bar = tqdm(batches, total=dataset.num_batches(batch_size), desc=f"epoch {epoch}/{config.epochs}",
+    bar = tqdm(batches, total=dataset.num_batches(batch_size), desc=f"epoch {epoch}/{epochs or config.epochs}",
                disable=not (progress and parallel.is_main), leave=False, mininterval=1.0)
     loss_sum, n_steps, n_sequences, n_tokens = torch.zeros((), device=device), 0, 0, 0
     for inputs, labels in bar:
@@ -350,7 +352,8 @@ def train(
     epoch, last_epoch = run.start_epoch, min(config.epochs, stop_after_epoch or config.epochs)
     while epoch <= last_epoch:
         row = train_epoch(model, loss_fn, dataset, optimizer, scheduler, config, epoch, batch_size=batch_size,
-                          device=device, bf16=bf16, parallel=parallel, progress=progress, elapsed=run.elapsed)
+                          device=device, bf16=bf16, parallel=parallel, progress=progress, elapsed=run.elapsed,
+                          epochs=run.planned_epochs if planning else None)
         run.elapsed = row["elapsed_seconds"]
         if planning and epoch <= 3:  # time the first epochs, then let the decay end with the budget
             # (epoch_seconds is the same number on every rank under torchrun, so every rank plans alike)
