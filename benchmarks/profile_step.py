@@ -1,0 +1,132 @@
+"""Where a training step's time goes, and how close it runs to the machine's matrix-multiply speed.
+
+One ML-1m training step of the paper's model (L = 200, hidden 64, 2 layers, 2 heads, batch 32 by default) is
+split into its parts: the encoder's forward pass (embeddings and transformer blocks), the output layer with the
+masked cross-entropy, the backward pass and the AdamW step. FLOPs are counted by
+``torch.utils.flop_counter.FlopCounterMode`` (matrix products, forward and backward) on the same batches, so
+GFLOP/s is the arithmetic the step really does divided by its time. The reference is a large fp32 matrix product
+on the same threads: about the best this CPU does.
+
+    python benchmarks/profile_step.py --threads 1 2 --steps 20 --out benchmarks/results/profile_step_ml1m_cpu.json
+
+Run it with nothing else on the machine; the load average before and after is recorded in the result file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from common import git_commit, machine  # noqa: E402
+
+from minibert4rec.data import load_dataset  # noqa: E402
+from minibert4rec.support.files import atomic_write  # noqa: E402
+from minibert4rec.masking import ClozeDataset  # noqa: E402
+from minibert4rec.model import BERT4Rec  # noqa: E402
+from minibert4rec.support.runtime import run_sizes  # noqa: E402
+from minibert4rec.train import make_optimizer, make_scheduler  # noqa: E402
+
+
+def matmul_gflops(threads: int, n: int = 1024, repeats: int = 20) -> float:
+    """fp32 GFLOP/s of an n x n matrix product: the reference for what this CPU can do."""
+    torch.set_num_threads(threads)
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    a @ b
+    start = time.perf_counter()
+    for _ in range(repeats):
+        a @ b
+    return 2 * n**3 * repeats / (time.perf_counter() - start) / 1e9
+
+
+def profile(threads: int, steps: int, batch_size: int, data, config) -> dict:
+    torch.set_num_threads(threads)
+    torch.manual_seed(0)
+    model = BERT4Rec(config, data.n_items)
+    model.init_output_bias_from_popularity(data.item_counts(True))
+    optimizer = make_optimizer(model, config)
+    scheduler = make_scheduler(optimizer, config, 10_000)
+    dataset = ClozeDataset(data.split(True).train, config.max_seq_length, config.mask_ratio, data.mask_id,
+                           data.n_items, seed=0)
+    batches = [b for _, b in zip(range(steps + 3), dataset.batches(batch_size, epoch=1, group_by_length=True))]
+    warm, timed = batches[:3], batches[3:]
+    model.train()
+    for inputs, labels in warm:  # warm-up: allocator, caches
+        optimizer.zero_grad()
+        model.loss(inputs, labels).backward()
+        optimizer.step()
+    with FlopCounterMode(display=False) as counter:
+        for inputs, labels in timed:
+            model.loss(inputs, labels).backward()
+    optimizer.zero_grad()
+    flops = counter.get_total_flops()
+    parts = {"encoder forward": 0.0, "output layer + loss forward": 0.0, "backward": 0.0, "AdamW step": 0.0}
+    positions = real = 0
+    start_all = time.perf_counter()
+    for inputs, labels in timed:
+        positions += inputs.numel()
+        real += int((inputs > 0).sum())
+        t0 = time.perf_counter()
+        hidden, _ = model(inputs)
+        t1 = time.perf_counter()
+        is_target = labels > 0
+        logits = model.item_logits(hidden[is_target]).float()
+        loss = torch.nn.functional.cross_entropy(logits, labels[is_target] - 1)
+        t2 = time.perf_counter()
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        t3 = time.perf_counter()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), config.clip_grad_norm)
+        optimizer.step()
+        scheduler.step()
+        t4 = time.perf_counter()
+        for name, seconds in zip(parts, (t1 - t0, t2 - t1, t3 - t2, t4 - t3)):
+            parts[name] += seconds
+    total = time.perf_counter() - start_all
+    return {"threads": threads, "steps": len(timed), "batch_size": batch_size,
+            "ms_per_step": round(1000 * total / len(timed), 1),
+            "gflop_per_step": round(flops / len(timed) / 1e9, 2),
+            "gflops_achieved": round(flops / total / 1e9, 1),
+            "matmul_reference_gflops": round(matmul_gflops(threads), 1),
+            "share": {name: round(seconds / total, 3) for name, seconds in parts.items()},
+            "padding_share_of_positions": round(1 - real / positions, 3)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--dataset", default="ml-1m")
+    parser.add_argument("--data-dir", default=str(ROOT / "data"))
+    parser.add_argument("--out", default=str(ROOT / "benchmarks/results/profile_step_ml1m_cpu.json"))
+    args = parser.parse_args()
+    if args.steps < 1 or args.batch_size < 1 or any(t < 1 for t in args.threads):
+        parser.error("--steps, --batch-size and every --threads value must be positive integers")
+    data = load_dataset(args.dataset, data_dir=args.data_dir)
+    config = run_sizes()["config"].replace(include_valid_in_train=True, device="cpu")
+    load_before = os.getloadavg()[0]
+    rows = [profile(t, args.steps, args.batch_size, data, config) for t in args.threads]
+    for row in rows:
+        print(row)
+    payload = {"command": "python " + " ".join([str(Path(sys.argv[0]))] + sys.argv[1:]),
+               "git_commit": git_commit(), "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+               "machine": machine(), "dataset": args.dataset,
+               "model": {k: getattr(config, k) for k in ("max_seq_length", "hidden_size", "inner_size", "n_layers",
+                                                          "n_heads", "mask_ratio")},
+               "load_average_1min_before": load_before, "load_average_1min_after": os.getloadavg()[0],
+               "rows": rows}
+    atomic_write(Path(args.out), json.dumps(payload, indent=1) + "\n")
+    print("wrote", args.out)
+
+
+if __name__ == "__main__":
+    main()
