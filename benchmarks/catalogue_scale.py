@@ -40,7 +40,8 @@ from minibert4rec.data import load_dataset
 from minibert4rec.support.files import atomic_write
 from minibert4rec.masking import ClozeDataset
 from minibert4rec.metrics import sample_negatives, sample_negatives_gumbel
-from minibert4rec.train import evaluate, make_optimizer, warmup_linear_decay
+from minibert4rec.evaluate import evaluate
+from minibert4rec.train import make_optimizer, warmup_linear_decay
 import minibert4rec.model as model_module
 
 

@@ -54,7 +54,7 @@ from minibert4rec.data import load_interactions, preprocess
 from minibert4rec.support.files import atomic_write
 from minibert4rec.masking import ClozeDataset
 from minibert4rec.model import BERT4Rec
-from minibert4rec.train import evaluate
+from minibert4rec.evaluate import evaluate
 
 ML20M = {"users": 138_493, "items": 26_744, "actions": 20_000_263}
 TARGETS = {"peak_rss_gb": 8.0, "load_preprocess_split_seconds": 120.0}

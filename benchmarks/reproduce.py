@@ -237,7 +237,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     previous_seconds = 0.0
     if args.init_from:
-        from minibert4rec.train import load_checkpoint
+        from minibert4rec.support.checkpoint import load_checkpoint
 
         earlier = load_checkpoint(args.init_from)
         previous_seconds = float(earlier["elapsed_seconds"])

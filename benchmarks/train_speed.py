@@ -45,7 +45,7 @@ def main() -> None:
     h = result.history
     t1 = time.perf_counter()
     # evaluation time alone: both protocols on the test split, for every user
-    from minibert4rec.train import evaluate
+    from minibert4rec.evaluate import evaluate
 
     split = data.split()
     evaluate(result.model, split.test_inputs, split.test_targets, data.item_counts(),

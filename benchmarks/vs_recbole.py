@@ -129,7 +129,8 @@ def run_ours(args: argparse.Namespace) -> dict:
     torch.set_num_threads(args.threads)
     from minibert4rec.support.config import BERT4RecConfig
     from minibert4rec.data import load_dataset
-    from minibert4rec.train import evaluate, train
+    from minibert4rec.evaluate import evaluate
+    from minibert4rec.train import train
 
     data = load_dataset("ml-100k", data_dir=args.data_dir)
     # RecBole's BERT4Rec defaults: hidden 64, inner 256, 2 layers, 2 heads, dropout 0.2, mask_ratio 0.2, CE, gelu

@@ -11,7 +11,8 @@ Item ids after preprocessing: 0 = padding, 1..N = the items in the order of thei
 Users are ordered by their sorted raw ids too, so the result never depends on the order of lines in the file.
 
 Where the files come from (downloads, checksums, file formats, the per-dataset presets) is plumbing and lives in
-``datasets.py``; its public names are re-exported here, so ``from minibert4rec.data import download`` still works.
+``support/datasets.py``. Notebook 01 uses three of its names through this module, the first step of the pipeline:
+``KNOWN_DATASETS`` (what can be loaded), ``download`` (fetch and check once) and ``load_interactions`` (read a file).
 """
 
 from __future__ import annotations
@@ -27,12 +28,10 @@ import numpy as np
 import pandas as pd
 import torch
 
-# Re-exported plumbing (datasets.py): the names notebooks, tests and the command line import from here.
-from .support.datasets import (ALIASES, FILE_FORMATS, FORMATS, GROUPLENS, KNOWN_DATASETS, PRESETS, SWITCH_TO_ML100K,  # noqa: F401
-                       ChecksumError, DatasetSpec, DatasetUnavailable, Preset, apply_preset, dataset_spec,
-                       detect_format, download, file_problem, install_shared_copy, load_interactions, preset_for,
-                       read_interactions, read_titles, verify_dataset_files)
-from .support.files import file_hash  # noqa: F401  (re-exported: older code reads data.file_hash)
+from .support.datasets import KNOWN_DATASETS, download, load_interactions
+
+__all__ = ["KNOWN_DATASETS", "download", "load_interactions", "k_core_mask", "preprocess", "load_dataset",
+           "LeaveOneOut", "SequenceData", "synthetic_sequences"]
 
 
 # ------------------------------------------------------------------------------------------------ preprocessing

@@ -26,8 +26,9 @@ Choices of this package, each for exactness:
 * Only rank 0 prints and writes files; every rank returns the same trained model.
 
 A run without torchrun never sets up a process group: :func:`current` then says rank 0 of 1 and every method
-below does nothing, so the single-process trainer runs exactly as before. torchrun's variables (``RANK``,
-``WORLD_SIZE``, ``LOCAL_RANK``, ``MASTER_ADDR``, ``MASTER_PORT``) are read here and by ``init_process_group``.
+below does nothing: the single-process trainer is the same loop with no communication. torchrun's variables
+(``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK``, ``MASTER_ADDR``, ``MASTER_PORT``) are read here and by
+``init_process_group``.
 """
 
 from __future__ import annotations

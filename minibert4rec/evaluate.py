@@ -23,10 +23,12 @@ import pandas as pd
 import torch
 
 from . import distributed
-from .support.config import BERT4RecConfig
 from .data import SequenceData
+from .fast.sampler import sample_negatives
 from .masking import inference_inputs, left_pad, trim_left_padding
-from .metrics import ranking_metrics, sample_negatives, sampled_ranks, target_ranks
+from .metrics import ranking_metrics, sampled_ranks, target_ranks
+from .model import PopularityModel
+from .support.config import BERT4RecConfig
 
 #: protocol key -> label. Full ranking comes in two variants; the field's is "seen removed" (aprec's
 #: FilterSeenRecommender, Klenitskiy & Vasilev's ``filter_seen``, gSASRec's ``filter_rated``).
@@ -63,8 +65,7 @@ def negative_counts(data: SequenceData, config: BERT4RecConfig) -> torch.Tensor:
     """Item counts (N+1,) the sampled negatives are drawn in proportion to (``config.popularity_counts``):
 
     * ``"whole"`` (the default, the authors' code): the users' whole sequences, held-out items included;
-    * ``"train"`` (our earlier default): the part the model trains on (``seq[:-2]``, or ``seq[:-1]`` with
-      ``include_valid_in_train``). On ML-1m the two move sampled NDCG@10 by less than 0.001 (docs/differences.md).
+    * ``"train"``: the part the model trains on (``seq[:-2]``, or ``seq[:-1]`` with ``include_valid_in_train``).
     """
     if config.popularity_counts == "whole":
         flat = torch.tensor([i for s in data.sequences for i in s], dtype=torch.long)
@@ -128,8 +129,8 @@ def evaluate(
     * ``"full"`` ranks the target among all N items, the items of the history included ("seen items kept");
     * ``"full_filtered"`` ranks it among the items *not* in the history ("seen items removed"): what every
       recent BERT4Rec comparison reports (Petrov & Macdonald, Klenitskiy & Vasilev, gSASRec, RecTools), since
-      a recommender would never show a user a movie they already rated. On ML-1m it is 1.5-1.7x the seen-kept
-      number for the same model: only ever compare a number with one measured the same way;
+      a recommender would never show a user a movie they already rated. It is much higher than the seen-kept
+      number for the same model: only ever compare a number with one computed the same way;
     * ``"sampled"`` ranks it among ``n_negatives`` items drawn by popularity (``item_counts``) from those the user
       never interacted with (the paper's protocol). ``interacted`` lists, per user, every item to keep out of the
       negatives (default: the history). The negatives come from :func:`draw_negatives` seeded with ``seed``, so
@@ -215,8 +216,6 @@ def evaluate_popularity(data: SequenceData, split_name: str = "test", seed: int 
     ``popularity_counts``, whole sequences excluded). Without one, the trainer's defaults
     (``BERT4RecConfig()``); ``seed``, ``n_negatives``, ``include_valid_in_train`` override single fields.
     The baseline scores each item by its count in the *training* part (what a model could have learnt from)."""
-    from .model import PopularityModel
-
     config = config if config is not None else BERT4RecConfig(device="cpu")
     overrides = {"seed": seed, "eval_negatives": n_negatives, "include_valid_in_train": include_valid_in_train}
     config = config.replace(**{k: v for k, v in overrides.items() if v is not None})

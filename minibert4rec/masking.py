@@ -6,17 +6,16 @@ Shapes: b batch, n positions (= max_len), w windows. Ids: 0 = padding, 1..N item
    step back from the most recent item, so the last window always ends at the last training item.
 2. **Left padding** — each window becomes a row of a LongTensor, padded on the left (``left_pad``), so the most
    recent item sits at position n-1 for every user.
-3. **Masking** — ``cloze_mask`` hides each real item with probability ``mask_ratio`` (at least one per row), or
-   with ``rule="fixed"`` exactly ``min(max_predictions, round(len * mask_ratio))`` of them (the authors' code);
-   the labels hold the hidden item at masked positions and 0 (= ignore) everywhere else.
+3. **Masking** — ``cloze_mask`` hides exactly ``min(max_predictions, round(len * mask_ratio))`` real items of each
+   row (the authors' rule, the trainer's default), or with ``rule="independent"`` each real item with probability
+   ``mask_ratio`` (at least one per row); the labels hold the hidden item where masked and 0 (= ignore) elsewhere.
 4. **Mask-last samples** — the test task is "predict the item after the history", i.e. a [mask] at the end.
    The paper adds training samples that mask only the last item (``mask_last``) to match it.
 5. **Inference** — ``inference_inputs`` appends [mask] to each history; the prediction is read at position n-1.
+6. **Datasets** — ``ClozeDataset`` (``NextItemDataset`` for the causal model) serves fresh masked batches every
+   epoch. It builds every user's windows at once (``fast/windows.py``, equal to steps 1-2 user by user).
 
-All randomness comes from an explicit ``torch.Generator``; every function works on whole (b n) tensors at once.
-
-(Over ~300 lines: the two training datasets -- Cloze and next-item, one interface -- sit next to the masking
-functions they batch, so that notebook 02 reads one file; most of the length is input checks and doctests.)
+All randomness comes from an explicit ``torch.Generator``; the masking works on whole (b n) tensors at once.
 """
 
 from __future__ import annotations
@@ -25,6 +24,9 @@ import math
 from collections.abc import Iterator
 
 import torch
+
+from .fast.windows import training_windows
+from .support.config import BERT4RecConfig
 
 PAD = 0
 
@@ -51,25 +53,6 @@ def _check_step(step: int | None, max_len: int) -> int:
 
 
 # --------------------------------------------------------------------------------------------- padding & windows
-def _gather(flat: torch.Tensor, offsets: torch.Tensor, ends: torch.Tensor, max_len: int, pad_id: int) -> torch.Tensor:
-    """Rows ``seq[max(0, end - max_len):end]``, left-padded, for sequences stored back to back in ``flat``.
-
-    offsets, ends: (w,) where each sequence starts in ``flat`` and where its window ends (exclusive, in the sequence).
-    """
-    pos = ends[:, None] - max_len + torch.arange(max_len)  # (w n) position inside the user's sequence
-    if flat.numel() == 0:
-        return torch.full(pos.shape, pad_id, dtype=torch.long)
-    values = flat[(offsets[:, None] + pos).clamp(0, flat.numel() - 1)]  # (w n); garbage where pos < 0
-    return torch.where(pos >= 0, values, torch.full_like(values, pad_id))
-
-
-def _flatten(seqs: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """All sequences concatenated (total,), each one's length (b,) and its offset in the concatenation (b,)."""
-    lengths = torch.tensor([len(s) for s in seqs], dtype=torch.long)
-    flat = torch.tensor([x for s in seqs for x in s], dtype=torch.long)
-    return flat, lengths, torch.cumsum(lengths, 0) - lengths
-
-
 def left_pad(seqs: list[list[int]], max_len: int, pad_id: int = PAD) -> torch.Tensor:
     """Keep the last ``max_len`` items of each sequence and pad on the left: list of b lists -> (b max_len).
 
@@ -78,8 +61,12 @@ def left_pad(seqs: list[list[int]], max_len: int, pad_id: int = PAD) -> torch.Te
             [0, 4]])
     """
     _check_max_len(max_len, minimum=1)
-    flat, lengths, offsets = _flatten(seqs)
-    return _gather(flat, offsets, lengths, max_len, pad_id)
+    out = torch.full((len(seqs), max_len), pad_id, dtype=torch.long)  # (b n)
+    for row, seq in enumerate(seqs):
+        recent = list(seq)[-max_len:]  # (max_len >= 1, so never the whole-list slice [-0:])
+        if recent:
+            out[row, max_len - len(recent):] = torch.tensor(recent, dtype=torch.long)
+    return out
 
 
 def inference_inputs(histories: list[list[int]], max_len: int, mask_id: int) -> torch.Tensor:
@@ -109,22 +96,6 @@ def trim_left_padding(items: torch.Tensor, pad_id: int = 0) -> torch.Tensor:
     return items[:, first:]
 
 
-def _window_ends(lengths: torch.Tensor, max_len: int, step: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """For each sequence of length L, the end (exclusive) of each of its windows, oldest first.
-
-    Windows end at L, L - step, L - 2 step, ... while they still start after item 0; one more window ends at
-    min(L, max_len) and starts at item 0. So the newest window ends at the last item, every item is covered, and
-    a sequence with L <= max_len gives exactly one window. Empty sequences give none.
-    Returns (ends (w,), owner (w,) = index of the sequence each window comes from).
-    """
-    counts = torch.where(lengths > max_len, (lengths - max_len + step - 1) // step + 1, (lengths > 0).long())  # (b,)
-    owner = torch.repeat_interleave(torch.arange(len(lengths)), counts)  # (w,)
-    first = torch.repeat_interleave(torch.cumsum(counts, 0) - counts, counts)  # (w,) first window of the owner
-    k = counts[owner] - 1 - (torch.arange(len(owner)) - first)  # windows counted back from the newest: k = 0 newest
-    length = lengths[owner]
-    return torch.maximum(length - k * step, length.clamp(max=max_len)), owner
-
-
 def sliding_windows(sequence: list[int], max_len: int, step: int | None = None) -> list[list[int]]:
     """Cut one history into windows of at most ``max_len`` items, oldest first; ``step`` defaults to max_len // 2.
 
@@ -133,46 +104,25 @@ def sliding_windows(sequence: list[int], max_len: int, step: int | None = None) 
     """
     _check_max_len(max_len)
     step = _check_step(step, max_len)
-    ends, _ = _window_ends(torch.tensor([len(sequence)]), max_len, step)
-    return [list(sequence[max(0, e - max_len):e]) for e in ends.tolist()]
-
-
-def training_windows(train_sequences: list[list[int]], max_len: int, step: int,
-                     n_items: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Every training window of every user, left-padded: (w n), and the user each one comes from: (w,).
-
-    The windows of :func:`sliding_windows` for all users at once (oldest window of each user first); both
-    training datasets start from them."""
-    flat, lengths, offsets = _flatten(train_sequences)
-    if flat.numel() == 0:
-        raise ValueError("train_sequences has no items at all; nothing to train on.")
-    if int(flat.min()) < 1 or int(flat.max()) > n_items:
-        raise ValueError(f"train_sequences hold ids outside 1..n_items={n_items} "
-                         f"(min {int(flat.min())}, max {int(flat.max())}); re-index items (data.preprocess).")
-    ends, owner = _window_ends(lengths, max_len, step)
-    return _gather(flat, offsets[owner], ends, max_len, PAD), owner
+    n = len(sequence)
+    # windows end at n, n - step, n - 2 step, ... while they start after item 0; one more starts at item 0
+    ends = [end for end in range(n, max_len, -step)][::-1]
+    ends = ([min(n, max_len)] + ends) if n else []
+    return [list(sequence[max(0, e - max_len):e]) for e in ends]
 
 
 # --------------------------------------------------------------------------------------------- masking
-def cloze_mask(
-    items: torch.Tensor,
-    mask_ratio: float,
-    mask_id: int,
-    generator: torch.Generator | None = None,
-    n_items: int | None = None,
-    replace_prob: tuple[float, float, float] = (1.0, 0.0, 0.0),
-    rule: str = "independent",
-    max_predictions: int | None = None,
-) -> tuple[torch.Tensor, torch.Tensor]:
+def cloze_mask(items: torch.Tensor, mask_ratio: float, mask_id: int, generator: torch.Generator | None = None,
+               n_items: int | None = None, replace_prob: tuple[float, float, float] = (1.0, 0.0, 0.0),
+               rule: str = "fixed", max_predictions: int | None = 40) -> tuple[torch.Tensor, torch.Tensor]:
     """Hide some real items of each row: (b n) -> inputs (b n), labels (b n). Two rules for *how many*:
 
-    * ``rule="independent"``: each real item is hidden with probability ``mask_ratio``, independently, and every
-      row with at least one item gets at least one mask (if the coins hide none, the real item with the smallest
-      draw is hidden: by symmetry a uniformly random one). A row of L items gets about L * mask_ratio masks,
-      with a binomial spread (20-66 on full 200-item ML-1m windows at 0.2).
-    * ``rule="fixed"`` (the authors' data generator): exactly ``k = min(max_predictions, max(1, round(L *
-      mask_ratio)))`` of the row's L real items, a uniformly random subset of that size. Same mean on ML-1m,
-      no spread, and never more than ``max_predictions`` (the authors' cap: 40 on ML-1m).
+    * ``rule="fixed"`` (the authors' data generator, and the trainer's default): exactly ``k = min(max_predictions,
+      max(1, round(L * mask_ratio)))`` of the row's L real items, a uniformly random subset of that size; never
+      more than ``max_predictions`` (the authors' cap: 40 on ML-1m).
+    * ``rule="independent"`` (RecBole's): each real item is hidden with probability ``mask_ratio``, and every row
+      with at least one item gets at least one mask (if the coins hide none, the real item with the smallest draw
+      is hidden: by symmetry a uniformly random one). About L * mask_ratio masks, with a binomial spread.
 
     In both,
     * padding (0) is never masked;
@@ -273,24 +223,12 @@ class ClozeDataset(WindowDataset):
     ``batches(batch_size, epoch)`` depends only on (seed, epoch): resuming at epoch e gives the same batches.
     """
 
-    def __init__(
-        self,
-        train_sequences: list[list[int]],
-        max_len: int,
-        mask_ratio: float,
-        mask_id: int,
-        n_items: int,
-        step: int | None = None,
-        last_item_ratio: float = 0.0,
-        seed: int = 0,
-        replace_prob: tuple[float, float, float] = (1.0, 0.0, 0.0),
-        rule: str = "independent",
-        max_predictions: int | None = None,
-    ) -> None:
+    def __init__(self, train_sequences: list[list[int]], max_len: int, mask_ratio: float, mask_id: int, n_items: int,
+                 step: int | None = None, last_item_ratio: float = 0.0, seed: int = 0,
+                 replace_prob: tuple[float, float, float] = (1.0, 0.0, 0.0), rule: str = "fixed",
+                 max_predictions: int | None = 40) -> None:
         _check_max_len(max_len)
         self.step = _check_step(step, max_len)
-        if not isinstance(mask_ratio, (int, float)) or not 0.0 <= mask_ratio < 1.0:
-            raise ValueError(f"mask_ratio={mask_ratio!r} must be a number in [0, 1), e.g. the paper's 0.2.")
         if not isinstance(last_item_ratio, (int, float)) or not 0.0 <= last_item_ratio < 1.0:
             raise ValueError(f"last_item_ratio={last_item_ratio!r} must be a number in [0, 1), e.g. 0.1.")
         if mask_id in range(0, n_items + 1):
@@ -315,7 +253,7 @@ class ClozeDataset(WindowDataset):
         ``group_by_length=True`` is a speed trick that changes no result: the shuffled samples are cut into chunks
         of 50 batches, sorted by length inside each chunk, batched, and the batches shuffled again; then every
         batch drops its leading columns that are padding in every row, so n shrinks to the longest history in the
-        batch. Short histories no longer pay for 200 positions of padding. (``BERT4Rec.positions`` gives every real
+        batch. Short histories do not pay for 200 positions of padding. (``BERT4Rec.positions`` gives every real
         item the same index with or without those columns, so a trimmed batch gives the same outputs.)
         """
         if not isinstance(batch_size, int) or batch_size < 1:
@@ -370,11 +308,8 @@ class NextItemDataset(WindowDataset):
                 group_by_length: bool = False) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """Yield up to ``num_batches(batch_size)`` pairs (inputs (b n), labels (b n)) in a seeded shuffled order.
 
-        ``group_by_length`` is accepted for the shared interface and changes nothing here: the causal recipe was
-        measured on these unsorted, untrimmed batches (``train.causal_batches`` before this class), and trimming
-        would change its results -- exact in arithmetic, but dropout draws its masks in the batch's shape, so a
-        narrower batch gets other dropout masks. Sorting by length as the Cloze dataset does would be a speed-up
-        that changes the recipe's numbers; left for a measured change.
+        ``group_by_length`` is accepted for the shared interface and changes nothing here: batches keep their full
+        width, so that dropout, which draws its masks in the batch's shape, sees the same shapes either way.
         """
         if not isinstance(batch_size, int) or batch_size < 1:
             raise ValueError(f"batch_size={batch_size!r} must be a positive integer.")
@@ -390,7 +325,8 @@ class NextItemDataset(WindowDataset):
             yield inputs[keep], labels[keep]
 
 
-def make_dataset(config, train_sequences: list[list[int]], n_items: int, mask_id: int) -> ClozeDataset | NextItemDataset:
+def make_dataset(config: BERT4RecConfig, train_sequences: list[list[int]], n_items: int,
+                 mask_id: int) -> ClozeDataset | NextItemDataset:
     """The training data ``config`` asks for: Cloze samples for BERT4Rec, next-item samples for the causal model."""
     if config.causal:
         return NextItemDataset(train_sequences, config.max_seq_length, n_items, step=config.window_step,

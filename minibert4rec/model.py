@@ -15,28 +15,64 @@ softmax cross-entropy over all N items (``loss_type="CE"``, the paper) or BPR wi
 the model is trained to predict the *next* item (SASRec-style). Both models share every line below, so the paper's
 "bidirectional beats unidirectional" claim can be measured with nothing else changed.
 
-Where this file departs from the paper and the authors' code (docs/differences.md has every departure, measured):
-positions count from the oldest item of the window, as theirs do (``position_counting="left"``; we pad on the
-left and subtract the padding, which gives their right-padded outputs exactly); ``"right"`` (the newest item is
-always the last position) is an option that measured no better on ML-1m. The output bias may start at log
-popularity (``output_bias_init="popularity"``, the README's recipe; the paper's is zeros, the default). Dropout on a
-CPU rounds p to a multiple of 1/65536 (``attention.Dropout``). The padding row of the item table is 0 and never
-trained; nobody attends to it.
-
-(Over ~300 lines: the sliced cross-entropy for large catalogues, an autograd function, sits next to the loss that
-uses it; the model itself, top to bottom, is about 250 lines.)
+The model's own options are a small dataclass, :class:`ModelConfig` (``ModelConfig.from_run_config`` picks them
+out of a run's flat :class:`BERT4RecConfig`). Departures from the paper (docs/differences.md lists them all):
+positions may count from the newest item (``position_counting="right"``; the paper's "left" is the default) and
+the output bias may start at log popularity (:meth:`BERT4Rec.init_output_bias_from_popularity`). Dropout on a
+CPU uses cheaper random bits (``fast/dropout.py``); the full softmax over a large catalogue is computed in
+slices (``fast/cross_entropy.py``). The padding row of the item table is 0 and never trained.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .attention import Dropout, MultiHeadAttention, causal_mask, padding_mask
-from .support.config import ACTIVATIONS, BERT4RecConfig
+from .attention import MultiHeadAttention, causal_mask, padding_mask
+from .fast import cross_entropy as fast_ce
+from .fast.dropout import Dropout
+from .support.config import ACTIVATIONS, LOSS_TYPES, BERT4RecConfig
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """The network's own options (RecBole's names). ``n_items`` comes from the data and is passed separately;
+    a run's :class:`BERT4RecConfig` also holds training options, and :meth:`from_run_config` keeps this part."""
+
+    hidden_size: int = 64
+    inner_size: int = 256  # the feed-forward network's width
+    n_layers: int = 2
+    n_heads: int = 2
+    hidden_dropout_prob: float = 0.2
+    attn_dropout_prob: float = 0.2
+    hidden_act: str = "gelu"  # the feed-forward activation, a key of ACTIVATIONS
+    layer_norm_eps: float = 1e-12
+    initializer_range: float = 0.02
+    max_seq_length: int = 50  # positions: history + [mask]
+    causal: bool = False  # True: each position sees only the past (next-item model)
+    norm_first: bool = False  # True: pre-LN blocks
+    position_counting: str = "left"  # "left": the oldest item is position 0; "right": the newest is L - 1
+    loss_type: str = "CE"  # "CE": softmax over all items; "BPR": one sampled negative
+    loss_negatives: int = 0  # k > 0: sampled softmax against k uniform negatives (CE only)
+
+    def __post_init__(self) -> None:
+        for name, value, choices in (("hidden_act", self.hidden_act, tuple(ACTIVATIONS)),
+                                     ("loss_type", self.loss_type, LOSS_TYPES),
+                                     ("position_counting", self.position_counting, ("left", "right"))):
+            if value not in choices:
+                raise ValueError(f"ModelConfig.{name}={value!r} is not one of {', '.join(map(repr, choices))}.")
+
+    @classmethod
+    def from_run_config(cls, config: BERT4RecConfig) -> ModelConfig:
+        """The model's fields of a run's flat config (the config files and the command line use those names)."""
+        return cls(**{f.name: getattr(config, f.name) for f in dataclasses.fields(cls)})
+
+
 
 class FeedForward(nn.Module):
     """Position-wise feed-forward network: the same two-layer MLP applied to every position separately.
@@ -44,7 +80,7 @@ class FeedForward(nn.Module):
     ``(b, n, D) -> Linear(D, inner) -> activation -> Linear(inner, D) -> Dropout -> (b, n, D)``
     """
 
-    def __init__(self, config: BERT4RecConfig) -> None:
+    def __init__(self, config: ModelConfig) -> None:
         super().__init__()
         self.up = nn.Linear(config.hidden_size, config.inner_size)
         self.act = ACTIVATIONS[config.hidden_act]()
@@ -60,11 +96,10 @@ class TransformerBlock(nn.Module):
 
     With ``config.norm_first`` the LayerNorms move in front of the sublayers: ``x = x + Drop(MHA(LN(x)))``,
     ``x = x + FFN(LN(x))`` (pre-LN). The residual path then carries the signal untouched from the embeddings to the
-    output, the usual remedy for unstable early training of deep post-LN stacks. (For this 2-layer model on ML-1m
-    it did not leave the popularity plateau sooner in our probe; the batch size mattered far more.)
+    output, the usual remedy for unstable early training of deep post-LN stacks.
     """
 
-    def __init__(self, config: BERT4RecConfig) -> None:
+    def __init__(self, config: ModelConfig) -> None:
         super().__init__()
         self.norm_first = config.norm_first
         self.attention = MultiHeadAttention(config.hidden_size, config.n_heads, config.attn_dropout_prob)
@@ -92,7 +127,7 @@ class TransformerBlock(nn.Module):
 
 
 class BERT4Rec(nn.Module):
-    """The BERT4Rec model of Sun et al. (2019), with RecBole's option names (see :class:`BERT4RecConfig`).
+    """The BERT4Rec model of Sun et al. (2019): ``BERT4Rec(ModelConfig(...), n_items)``.
 
     Item ids follow the package convention: 0 = padding, 1..N = items, N+1 = [mask]. ``forward`` returns hidden
     states; :meth:`item_logits` turns them into one score per item 1..N; :meth:`loss` is the training objective;
@@ -100,8 +135,10 @@ class BERT4Rec(nn.Module):
     model, the last item of the history).
     """
 
-    def __init__(self, config: BERT4RecConfig, n_items: int) -> None:
+    def __init__(self, config: ModelConfig | BERT4RecConfig, n_items: int) -> None:
         super().__init__()
+        if isinstance(config, BERT4RecConfig):  # a run's flat config: keep the model's fields
+            config = ModelConfig.from_run_config(config)
         if n_items < 1:
             raise ValueError(f"n_items={n_items} must be >= 1 (the number of distinct items in the data).")
         self.config = config
@@ -140,13 +177,10 @@ class BERT4Rec(nn.Module):
 
         ``item_counts`` (N+1,) are the training counts (index 0 = padding). With every other weight near 0 at
         initialisation, the scores are then about ``b_i``, and ``softmax(b)`` is the item popularity: the model
-        starts *as* the popularity baseline instead of having to learn it (the first ~300 steps on ML-1m, loss
-        8.1 -> 7.5). A training choice of ours (``config.output_bias_init="popularity"``), not the paper's (which
-        initialises every bias to 0); the architecture is unchanged. What it buys is measured in the README: with
-        the recipe's learning rate the model leaves the popularity plateau sooner. Why it can also stall (a large
-        learning rate, see ``BERT4RecConfig``): with "zeros", learning popularity pushes every item embedding
-        along a shared direction, which grows them out of their tiny initial scale; starting *at* popularity skips
-        that push. (+1 keeps unseen items finite.)
+        starts *as* the popularity baseline instead of having to learn it. A training option
+        (``BERT4RecConfig.output_bias_init``), not the paper's (zeros); the architecture is unchanged. With zeros,
+        learning popularity pushes every item embedding along a shared direction, out of its tiny initial scale;
+        starting *at* popularity skips that push. (+1 keeps unseen items finite.)
         """
         counts = item_counts.to(self.output_bias.device).float()
         if counts.dim() != 1 or counts.numel() != self.n_items + 1:
@@ -223,9 +257,9 @@ class BERT4Rec(nn.Module):
         fifth of the work of scoring every position. Three objectives:
 
         * ``loss_type="CE"``, ``loss_negatives=0`` (the paper's): softmax cross-entropy over all N items. When
-          the ``(m, N)`` logits would be large (a 54k-item catalogue), :func:`linear_cross_entropy` computes the
-          same loss and gradients a slice of rows at a time, never holding the whole matrix;
-        * ``loss_type="CE"``, ``loss_negatives=k``: :func:`sampled_softmax_loss` against k uniformly drawn items
+          the ``(m, N)`` logits would be large on a CPU, ``fast_ce.linear_cross_entropy`` computes the same loss
+          and gradients a slice of rows at a time, never holding the whole matrix;
+        * ``loss_type="CE"``, ``loss_negatives=k``: ``fast_ce.sampled_softmax_loss`` against k uniformly drawn items
           shared by the batch (``generator`` draws them; default: torch's global generator);
         * ``loss_type="BPR"``: one uniformly sampled negative per target.
         """
@@ -234,25 +268,23 @@ class BERT4Rec(nn.Module):
         if not bool(is_target.any()):
             raise ValueError("labels hold no target (all 0): every training row needs at least one masked item.")
         targets = labels[is_target] - 1  # (m,) column index of each target item
+        # the first half of item_logits, on the labelled rows only; the item matrix is the second half
+        h = self.output_norm(self.output_act(self.output_dense(hidden[is_target])))  # (m D)
+        item_weights = self.item_embedding.weight[1 : self.n_items + 1]  # (N D)
         if self.config.loss_type == "CE":
-            # the first half of item_logits, on the labelled rows only; the item matrix is the second half
-            h = self.output_norm(self.output_act(self.output_dense(hidden[is_target])))  # (m D)
-            item_weights = self.item_embedding.weight[1 : self.n_items + 1]  # (N D)
             k = self.config.loss_negatives
             if 0 < k < self.n_items:
                 negatives = torch.randperm(self.n_items, generator=generator,
                                            device=generator.device if generator is not None else "cpu")[:k]
-                return sampled_softmax_loss(h, item_weights, self.output_bias, targets, negatives.to(h.device))
-            if h.device.type == "cpu" and h.shape[0] * self.n_items * 4 > LARGE_LOGITS_BYTES:
-                return linear_cross_entropy(h, item_weights, self.output_bias, targets)
+                return fast_ce.sampled_softmax_loss(h, item_weights, self.output_bias, targets, negatives.to(h.device))
+            if h.device.type == "cpu" and h.shape[0] * self.n_items * 4 > fast_ce.LARGE_LOGITS_BYTES:
+                return fast_ce.linear_cross_entropy(h, item_weights, self.output_bias, targets)
             logits = (h @ item_weights.T + self.output_bias).float()  # (m N)
             return F.cross_entropy(logits, targets)
         # BPR: one uniformly sampled negative per target, never the target itself (it may be another item of the
         # history, as in RecBole). Only the two scores are computed, not the (m, N) logit matrix.
         offset = torch.randint(1, self.n_items, targets.shape, device=targets.device, generator=generator)
         negatives = (targets + offset) % self.n_items
-        h = self.output_norm(self.output_act(self.output_dense(hidden[is_target])))  # (m D)
-        item_weights = self.item_embedding.weight[1 : self.n_items + 1]  # (N D)
 
         def score(columns: torch.Tensor) -> torch.Tensor:  # (m,) the score of one item per row
             return (h * item_weights[columns]).sum(dim=-1).float() + self.output_bias[columns].float()
@@ -272,93 +304,8 @@ class BERT4Rec(nn.Module):
         return F.pad(logits, (1, 0), value=-math.inf)  # (b N+1)
 
     def num_parameters(self) -> int:
+        """The number of trained numbers (every parameter tensor's size, summed)."""
         return sum(p.numel() for p in self.parameters())
-
-
-# ------------------------------------------------------------------------------------------ large-catalogue losses
-#: Logits above this size (bytes) are not materialised by the CPU loss. glibc's malloc serves every allocation
-#: above 32 MiB (its largest mmap threshold) with fresh pages from the kernel and unmaps them when freed, so each
-#: such tensor costs one page fault per 4 KiB every step: on Beauty (54k items, batch 64, mask 0.6) the ~5 tensors
-#: of (m, N) floats a full softmax creates made 43% of the CPU time system time, 62,000 page faults per step.
-LARGE_LOGITS_BYTES = 32 * 2**20
-#: Rows per slice in :func:`linear_cross_entropy`: a slice of logits stays well under the 32 MiB above.
-CHUNK_BYTES = 8 * 2**20
-
-
-class _LinearCrossEntropy(torch.autograd.Function):
-    """``mean_i CE(h_i W^T + b, t_i)`` with its gradients computed in the forward pass, a slice of rows at a time.
-
-    The trick: the loss is a scalar and the gradient of softmax cross-entropy with respect to the logits is
-    known in closed form, ``softmax(z) - onehot(t)``. So while a slice of logits ``z = h W^T + b`` is at hand we
-    turn it, in place, into that gradient and push it into ``dL/dh = g W``, ``dL/dW += g^T h``, ``dL/db += sum g``.
-    No ``(m, N)`` tensor outlives its slice, none is saved for backward, and the same buffer serves every slice;
-    ``backward`` only scales the stored gradients by the incoming one. Same flops as autograd's path.
-    """
-
-    @staticmethod
-    @torch.amp.custom_fwd(device_type="cuda", cast_inputs=torch.float32)
-    def forward(ctx, h: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        m, n_items = h.shape[0], weight.shape[0]
-        rows = max(1, CHUNK_BYTES // (4 * n_items))
-        want_grad = any(ctx.needs_input_grad[:3])
-        grad_h, grad_w, grad_b = torch.empty_like(h), torch.zeros_like(weight), torch.zeros_like(bias)
-        buffer = h.new_empty(min(rows, m), n_items)  # (c N), reused by every slice
-        total = h.new_zeros((), dtype=torch.float64)
-        for start in range(0, m, rows):
-            h_c, t_c = h[start : start + rows], targets[start : start + rows]  # (c D), (c,)
-            z = torch.addmm(bias, h_c, weight.T, out=buffer[: h_c.shape[0]])  # (c N) logits
-            lse = torch.logsumexp(z, dim=1)  # (c,)
-            total += (lse - z.gather(1, t_c[:, None]).squeeze(1)).sum()  # -log softmax(z)[t]
-            if want_grad:
-                g = z.sub_(lse[:, None]).exp_()  # softmax(z), in place
-                g[torch.arange(h_c.shape[0], device=h.device), t_c] -= 1.0  # - onehot(t)
-                g.div_(m)  # the mean over rows
-                torch.mm(g, weight, out=grad_h[start : start + rows])  # (c D)
-                grad_w.addmm_(g.T, h_c)  # (N D)
-                grad_b += g.sum(dim=0)  # (N,)
-        ctx.save_for_backward(grad_h, grad_w, grad_b)
-        return (total / m).to(h.dtype)
-
-    @staticmethod
-    @torch.amp.custom_bwd(device_type="cuda")
-    def backward(ctx, grad_loss: torch.Tensor):
-        grad_h, grad_w, grad_b = ctx.saved_tensors
-        return grad_h * grad_loss, grad_w * grad_loss, grad_b * grad_loss, None
-
-
-def linear_cross_entropy(h: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """``F.cross_entropy(h @ weight.T + bias, targets)`` without ever holding the ``(m, N)`` logits.
-
-    h (m D), weight (N D), bias (N,), targets (m,) column ids -> scalar mean loss, differentiable in h, weight and
-    bias. See :class:`_LinearCrossEntropy` for how; ``BERT4Rec.loss`` uses it on the CPU for large catalogues.
-    """
-    return _LinearCrossEntropy.apply(h, weight, bias, targets)
-
-
-def sampled_softmax_loss(h: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, targets: torch.Tensor,
-                         negatives: torch.Tensor) -> torch.Tensor:
-    """Softmax cross-entropy of each target against a few shared negatives instead of all N items.
-
-    h (m D), weight (N D), bias (N,), targets (m,) and negatives (k,) column ids -> scalar mean loss.
-
-    Each row scores ``[its target] + the k negatives`` (shared by the batch: one ``(m, k)`` matmul instead of
-    ``(m, N)``) and the loss is cross-entropy with the target in column 0. A negative that happens to be the row's
-    own target ("accidental hit") is masked out. With ``negatives = every item`` this *is* the full softmax.
-
-    It estimates the full softmax's gradient only roughly: the partition function sums k items instead of N.
-    Negatives drawn with probability Q(i) are corrected by subtracting ``log(k Q(i))`` from their logits (the
-    "logQ correction" of sampled softmax, Bengio & Senecal 2008; Jean et al. 2015; Yi et al. 2019), so that
-    popular items, drawn often, are not over-penalised. For *uniform* negatives, as here (``BERT4Rec.loss``),
-    Q is the same for every item: the correction is a constant shift of all logits and cancels in the softmax
-    (it would matter with popularity-sampled negatives). RecTools, gSASRec and Transformers4Rec offer the same
-    option; gSASRec shows that with few negatives the model becomes over-confident, so check quality against
-    full cross-entropy (``benchmarks/catalogue_scale.py``).
-    """
-    pos = (h * weight[targets]).sum(dim=1) + bias[targets]  # (m,)
-    neg = h @ weight[negatives].T + bias[negatives]  # (m k)
-    neg = neg.masked_fill(negatives[None, :] == targets[:, None], -math.inf)  # accidental hits
-    logits = torch.cat([pos[:, None], neg], dim=1).float()  # (m 1+k), target in column 0
-    return F.cross_entropy(logits, torch.zeros_like(targets))
 
 
 class PopularityModel(nn.Module):

@@ -29,26 +29,23 @@ import pandas as pd
 import torch
 
 from . import distributed
-from .support.checkpoint import (CHECKPOINT_KEYS, CHECKPOINT_VERSION, check_checkpoint_data, load_checkpoint,  # noqa: F401
-                         model_from_checkpoint, save_checkpoint)
-from .support.config import BERT4RecConfig
-from .support.runtime import set_threads
 from .data import SequenceData
-from .evaluate import (PROTOCOLS, PreparedSplit, curve_subset, evaluate, evaluate_popularity,  # noqa: F401
-                       evaluate_split, flatten_metrics, model_inputs, prepare_split)  # (re-exported: notebooks 06 and 07 import them from here)
-from .support.files import remove_stale_temporaries
+from .evaluate import PreparedSplit, curve_subset, evaluate_split, flatten_metrics, prepare_split
 from .masking import make_dataset
 from .model import BERT4Rec
-from .support.preflight import check_before_training  # noqa: F401  (re-exported: the command line imports it from here)
+from .support.checkpoint import CHECKPOINT_VERSION, check_checkpoint_data, load_checkpoint, save_checkpoint
+from .support.config import BERT4RecConfig
+from .support.files import remove_stale_temporaries
+from .support.preflight import check_before_training, check_device
 from .support.progress import tqdm  # widgets in Jupyter with ipywidgets, else text; never a warning
+from .support.runtime import set_threads
 
 
 # ------------------------------------------------------------------------------------- 1. which device?
 def choose_device(requested: str = "auto") -> torch.device:
     """``"auto"`` picks the fastest device present: CUDA GPU, then Apple's MPS, then the CPU."""
     if requested != "auto":
-        if requested.startswith("cuda") and not torch.cuda.is_available():
-            raise ValueError(f"device={requested!r} was asked for but torch sees no CUDA GPU; use --device cpu or auto.")
+        check_device(requested)  # one clear line for a device this machine does not have
         return torch.device(requested)
     if torch.cuda.is_available():
         return torch.device("cuda")

@@ -112,40 +112,61 @@ TICK_FONTSIZE = 9  # readable next to 9-10 pt titles; labels are full titles, ne
 
 
 def plot_attention(probs: torch.Tensor, labels: Sequence[str] | None = None, title: str = "Attention",
-                   ax: Axes | None = None, xlabels: bool = True, ylabels: bool = True) -> Axes:
+                   ax: Axes | None = None, xlabels: bool = True, ylabels: bool = True, vmin: float | None = None,
+                   vmax: float | None = None, cbar: bool = True) -> Axes:
     """One head's attention probabilities (n, n) as a heat map; rows are queries, columns are keys.
 
     ``labels`` (e.g. movie titles) are written in full; ``xlabels``/``ylabels`` False leave that axis unlabelled
-    (a grid of maps labels its outer axes only).
+    (a grid of maps labels its outer axes only). ``vmin``/``vmax`` fix the colour scale (None: this map's own
+    minimum and maximum), so that several maps drawn with the same values can be compared colour for colour;
+    ``cbar`` False leaves out the colour bar (a grid draws one for all its maps).
     """
     probs = probs.detach().float().cpu().numpy()
     width = max((len(t) for t in labels), default=0) * 0.075 if labels is not None else 0  # inches of label
     ax = _axes(ax, (5 + width, 4.2 + width))
     ticks = list(labels) if labels is not None else False
     sns.heatmap(probs, ax=ax, cmap="viridis", square=True, xticklabels=ticks if xlabels else False,
-                yticklabels=ticks if ylabels else False, cbar_kws={"label": "attention probability"})
+                yticklabels=ticks if ylabels else False, vmin=vmin, vmax=vmax, cbar=cbar,
+                cbar_kws={"label": "attention probability"} if cbar else None)
     ax.set(title=title, xlabel="attended item (key)" if xlabels else "",
            ylabel="attending item (query)" if ylabels else "")
     ax.tick_params(labelsize=TICK_FONTSIZE)
     return ax
 
 
+def shared_scale(attentions: Sequence[torch.Tensor]) -> tuple[float, float]:
+    """One colour scale ``(vmin, vmax)`` for several attention maps: 0 to the largest probability in any of them."""
+    return 0.0, max(float(probs.detach().max()) for probs in attentions) or 1.0
+
+
 def plot_attention_grid(attentions: Sequence[torch.Tensor], labels: Sequence[str] | None = None,
-                        suptitle: str = "") -> plt.Figure:
+                        suptitle: str = "", shared: bool = True, vmax: float | None = None) -> plt.Figure:
     """Every layer (rows) and head (columns) of one user: ``attentions[layer]`` has shape (h, n, n).
 
     The titles label the left column's rows and the bottom row's columns, in full, so that the maps stay large.
+    ``shared`` (the default) draws every map on ONE colour scale, 0 to ``vmax`` (None: the largest probability of
+    any map, :func:`shared_scale`), with one colour bar, and states the scale in the title, so that the same colour
+    means the same probability in every panel; ``shared=False`` gives each map its own scale and colour bar.
     """
     n_layers, n_heads = len(attentions), attentions[0].shape[0]
     label_inches = max((len(t) for t in labels), default=0) * 0.075 if labels is not None else 0
     fig, axes = plt.subplots(n_layers, n_heads, squeeze=False,
                              figsize=(5.6 * n_heads + label_inches, 4.8 * n_layers + label_inches))
+    vmin, top = shared_scale(attentions) if shared else (None, None)
+    if shared and vmax is not None:
+        top = float(vmax)
     for layer, probs in enumerate(attentions):
         for head in range(n_heads):
             plot_attention(probs[head], labels, title=f"layer {layer + 1}, head {head + 1}", ax=axes[layer, head],
-                           xlabels=layer == n_layers - 1, ylabels=head == 0)
-    fig.suptitle(suptitle)
-    fig.tight_layout(rect=(0, 0, 1, 0.97))  # leave room for the overall title
+                           xlabels=layer == n_layers - 1, ylabels=head == 0, vmin=vmin, vmax=top, cbar=not shared)
+    if shared:
+        mappable = axes[0, 0].collections[0]
+        fig.colorbar(mappable, ax=axes.ravel().tolist(), shrink=0.6, label="attention probability (one scale)")
+        suptitle = f"{suptitle}\none colour scale for every panel: {vmin:g} to {top:.3g}".strip()
+        fig.suptitle(suptitle)
+    else:
+        fig.suptitle(suptitle)
+        fig.tight_layout(rect=(0, 0, 1, 0.97))  # leave room for the overall title
     return fig
 
 
@@ -175,3 +196,17 @@ def plot_attention_by_offset(series_by_head: dict[str, pd.Series], ax: Axes | No
            ylabel="mean attention probability")
     ax.legend(fontsize=8)
     return ax
+
+
+def attention_direction(probs: torch.Tensor, valid: torch.Tensor) -> dict[str, float]:
+    """Where one head's attention goes, as shares of it: ``earlier`` keys, the query ``itself``, ``later`` keys.
+
+    ``probs`` (b, n, n) for one head, ``valid`` (b, n) bool marking real positions; the mean over every real
+    query of every row. The three shares add up to 1 (up to the attention a row pays to padding, which is 0).
+    """
+    n = probs.shape[-1]
+    offsets = torch.arange(n)[None, :] - torch.arange(n)[:, None]  # (n n): key index - query index
+    rows = probs * valid[:, None, :]  # attention on real keys only
+    share = {"earlier": (rows * (offsets < 0)).sum(-1), "itself": (rows * (offsets == 0)).sum(-1),
+             "later": (rows * (offsets > 0)).sum(-1)}  # each (b n)
+    return {name: float(value[valid].mean()) for name, value in share.items()}

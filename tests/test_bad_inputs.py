@@ -33,13 +33,15 @@ from minibert4rec import data
 
 from minibert4rec.apps import cli
 from minibert4rec.support.config import RULES, TYPE_NAMES, BERT4RecConfig, ConfigTypeError
-from minibert4rec.data import (KNOWN_DATASETS, SequenceData, download, install_shared_copy, k_core_mask, load_dataset,
+from minibert4rec.support.datasets import install_shared_copy
+from minibert4rec.data import (KNOWN_DATASETS, SequenceData, download, k_core_mask, load_dataset,
                                load_interactions, preprocess, synthetic_sequences)
-from minibert4rec.support.files import atomic_write, remove_stale_temporaries, write_manifest
+from minibert4rec.support.files import atomic_write, file_hash, remove_stale_temporaries, write_manifest
 from minibert4rec.metrics import hit_rate_at_k, mrr, ndcg_at_k, ranking_metrics, sample_negatives, sampled_ranks
 from minibert4rec.apps.recommend import recommend
-from minibert4rec.train import (check_before_training, check_checkpoint_data, load_checkpoint, model_from_checkpoint,
-                                save_checkpoint, train)
+from minibert4rec.support.preflight import check_before_training
+from minibert4rec.support.checkpoint import (check_checkpoint_data, load_checkpoint, model_from_checkpoint, save_checkpoint)
+from minibert4rec.train import train
 
 ROOT = Path(__file__).resolve().parents[1]
 FIELDS = {f.name: str(f.type) for f in dataclasses.fields(BERT4RecConfig)}
@@ -486,7 +488,7 @@ def test_verified_manifest_and_plausibility_levels(tmp_path, monkeypatch):
         with pytest.raises(ValueError, match=match):
             load_interactions("ml-100k", tmp_path)
     (folder / "ml-100k.inter").write_text(header + u_data_lines(500))
-    write_manifest(folder, {"ml-100k.inter": data.file_hash(folder / "ml-100k.inter")})  # now recorded ...
+    write_manifest(folder, {"ml-100k.inter": file_hash(folder / "ml-100k.inter")})  # now recorded ...
     assert len(load_interactions("ml-100k", tmp_path)) < 100_000  # ... and trusted as it is
     with open(folder / "ml-100k.inter", "a") as f:
         f.write("1\t2\t3\t4\n")
@@ -551,3 +553,300 @@ def test_hypothesis_good_configs_survive_a_json_round_trip(tmp_path_factory, val
     path = tmp_path_factory.mktemp("cfg") / "c.json"
     config.save(path)
     assert BERT4RecConfig.load(path) == config and json.loads(path.read_text())["device"] == config.device
+
+
+# ================================================================================================ by class
+# Each class below is one way an input used to be silently wrong, end in a traceback or hang; each row one case.
+def _error_line(capsys) -> str:
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: ") and len(err[0]) < 1100, err
+    return err[0]
+
+
+def _run_cli(argv: list[str]) -> int:
+    try:
+        return cli.main(argv)
+    except SystemExit as stop:
+        return stop.code
+
+
+STRICT_CONFIGS = [  # (file name, content, piece of the message)
+    ("dup.json", '{"seed": 1, "seed": 2}', "duplicate key 'seed'"),
+    ("dup.yaml", "seed: 1\nseed: 2\n", "duplicate key 'seed'"),
+    ("octal.yaml", "seed: 010\n", "'010' is read differently"),
+    ("sexagesimal.yaml", "warmup_steps: 1:30\n", "'1:30' is read differently"),
+    ("hex.yaml", "seed: 0x1F\n", "'0x1F' is read differently"),
+    ("yes.yaml", "amp: off\n", "'off' is read differently"),
+    ("deep.json", '{"extra": ' + "[" * 100_000 + "]" * 100_000 + "}", "nested"),
+    ("deep.yaml", "extra: " + "[" * 100_000 + "\n", "nested deeper"),
+    ("alias.yaml", "extra: &a [1]\nother: *a\n", "anchors and aliases"),
+    ("laughs.yaml", "extra:\n  a: &a [x, x, x, x, x, x, x, x, x]\n"
+     + "".join(f"  {chr(98 + i)}: &{chr(98 + i)} [*{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}]\n"
+               for i in range(9)), "anchors and aliases"),
+    ("self.yaml", "extra: &a\n  me: *a\n", "anchors and aliases"),
+    ("date.yaml", "extra:\n  when: 2020-01-01\n", "extra.when is a date"),
+    ("binary.yaml", "extra: !!binary aGVsbG8=\n", "extra is a bytes"),
+    ("bigint.json", '{"seed": ' + "1" * 5001 + "}", "(option seed) has 5,001 digits"),
+    ("bigint.yaml", "seed: " + "1" * 5001 + "\n", "5,001 digits is too long (the value of seed)"),
+    ("huge.json", '{"extra": {"pad": "' + "x" * (1 << 20) + '"}}', "a config file is a few dozen lines"),
+]
+
+
+@pytest.mark.parametrize("name, text, match", STRICT_CONFIGS, ids=[c[0] for c in STRICT_CONFIGS])
+def test_config_files_are_read_strictly(tmp_path, capsys, name, text, match):
+    path = tmp_path / name
+    path.write_text(text)
+    with pytest.raises(ValueError, match=None) as error:
+        BERT4RecConfig.load(path)
+    assert match in str(error.value) and str(path) in str(error.value), str(error.value)[:300]
+    assert _run_cli(["train", "--config", str(path), "--out", str(tmp_path / "out"), *TINY]) == 2
+    assert match in _error_line(capsys)
+    assert not (tmp_path / "out").exists()
+
+
+def test_plain_yaml_numbers_still_read(tmp_path):
+    path = tmp_path / "ok.yaml"
+    path.write_text("seed: 12\nlearning_rate: 1.0e-3\nwarmup_steps: 0\nextra: {note: '010', list: [1, 2.5, x]}\n")
+    config = BERT4RecConfig.load(path)
+    assert (config.seed, config.learning_rate, config.extra["note"]) == (12, 1e-3, "010")
+
+
+def _special_files(tmp_path: Path) -> dict[str, Path]:
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    zero = tmp_path / "zero"
+    zero.symlink_to("/dev/zero")
+    return {"fifo": fifo, "zero": zero}
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo") or not Path("/dev/zero").exists(), reason="POSIX only")
+@pytest.mark.parametrize("kind", ["fifo", "zero"])
+@pytest.mark.parametrize("where", ["config", "checkpoint", "dataset", "params"])
+def test_only_regular_files_are_opened(tmp_path, capsys, kind, where):
+    special = _special_files(tmp_path)[kind]
+    suffix = {"config": ".json", "checkpoint": ".pt", "dataset": ".txt", "params": ".test"}[where]
+    path = special.rename(special.with_name(special.name + suffix))
+    argv = {"config": ["train", "--config", str(path), *TINY],
+            "checkpoint": ["evaluate", "--checkpoint", str(path)],
+            "dataset": ["stats", "--dataset", str(path)],
+            "params": ["tune", "--params-file", str(path), *TINY]}[where]
+    assert _run_cli(argv) == 2  # at once: a FIFO is never opened (it would block), /dev/zero never read
+    assert ("FIFO" if kind == "fifo" else "a device") in _error_line(capsys)
+
+
+DATA_FILES = [  # (content, piece of the message); the data file is read by `stats`
+    ("1\t1\t5\t1e30\n1\t2\t5\t100\n", "timestamp 1e+30"),
+    ("1\t1\t5\tinf\n1\t2\t5\t100\n", "timestamp inf"),
+    ("1\t1\t5\t-1e19\n1\t2\t5\t100\n", "is not a finite time"),
+    ("x" * 5_000_000 + "\n", "cannot tell the format"),
+    ("1 2\n" * 3 + "1 " + "y" * 100_000 + " 3\n", "expected 2 fields"),
+]
+
+
+@pytest.mark.parametrize("text, match", DATA_FILES, ids=[f"data{i}" for i in range(len(DATA_FILES))])
+def test_bad_data_files_give_one_short_line(tmp_path, capsys, text, match):
+    path = tmp_path / "ratings.txt"
+    path.write_text(text)
+    assert _run_cli(["stats", "--dataset", str(path), "--min-user-count", "1", "--min-item-count", "1"]) == 2
+    line = _error_line(capsys)
+    assert match in line and len(line) < 600, line[:300]
+
+
+@pytest.mark.parametrize("raw, users, order", [
+    (b"1\t10\t5\t1.7\n1\t11\t5\t1.2\n1\t12\t5\t1.5\n", [1, 1, 1], [11, 12, 10]),  # fractional: kept, ordered
+    (b"\xef\xbb\xbf1 2\n1 3\n1 4\n", [1, 1, 1], [2, 3, 4]),  # a UTF-8 byte order mark is not part of user 1
+    (b"99999999999999999999 2\n99999999999999999999 3\n1 4\n", ["1", "99999999999999999999"], None),  # > 2**63
+])
+def test_data_files_read_correctly(tmp_path, raw, users, order):
+    path = tmp_path / "data.txt"
+    path.write_bytes(raw)
+    df = load_interactions(path)
+    assert sorted(set(df["user"].tolist()), key=str) == sorted(set(users), key=str)
+    if order is not None:
+        assert df.sort_values("timestamp", kind="stable")["item"].tolist() == order
+
+
+def _damage_weights(state):
+    model = dict(state["model"])
+    name = next(iter(model))
+    model[name] = model[name].clone()
+    model[name].view(-1)[0] += 1.0
+    return {**state, "model": model}
+
+
+def _wrong_shape(state):
+    model = {k: (torch.zeros(3, 3) if i == 0 else v) for i, (k, v) in enumerate(state["model"].items())}
+    return {**state, "model": model, "best_model": model}
+
+
+CHECKPOINTS = [  # (how the checkpoint is changed, whether the checksum is recomputed, piece of the message)
+    ("flipped", _damage_weights, False, "does not match the sha256"),
+    ("shape", _wrong_shape, True, "weights of the wrong shape"),
+    ("int_dataset", lambda s: {**s, "dataset": {**s["dataset"], "dataset": 7}}, True, "its dataset entry 'dataset' is int"),
+    ("str_n_items", lambda s: {**s, "n_items": "40"}, True, "'n_items' entry is str"),
+    ("list_config", lambda s: {**s, "config": [1]}, True, "'config' entry is list"),
+]
+
+
+@pytest.mark.parametrize("name, change, rehash, match", CHECKPOINTS, ids=[c[0] for c in CHECKPOINTS])
+def test_damaged_checkpoints_are_refused(world, tmp_path, capsys, name, change, rehash, match):
+    import minibert4rec.support.checkpoint as checkpoint
+
+    state = change(load_checkpoint(world["ckpt"]))
+    path = tmp_path / "ckpt.pt"
+    if rehash:
+        save_checkpoint(path, state)
+    else:  # the stored checksum of the intact content, over damaged content
+        intact = load_checkpoint(world["ckpt"])
+        torch.save({**state, "sha256": checkpoint.content_sha256(intact)}, path)
+    for command in (["evaluate", "--checkpoint", str(path)], ["recommend", "--checkpoint", str(path), "--items", "1"]):
+        assert _run_cli(command) == 2
+        assert match in _error_line(capsys)
+
+
+@pytest.mark.parametrize("error, match", [
+    (OSError(28, "No space left on device"), "the disk is full"),
+    (OSError(30, "Read-only file system"), "the file system is read-only"),
+    (RuntimeError("[enforce fail at inline_container.cc:595] . PytorchStreamWriter failed writing file data/0: "
+                  "file write failed"), "the disk is full"),
+    (PermissionError(13, "Permission denied"), "permission denied"),
+])
+def test_write_failures_are_one_line_naming_the_path(tmp_path, error, match):
+    def failing(f):
+        f.write(b"partial")
+        raise error
+
+    dest = tmp_path / "run" / "checkpoint.pt"
+    with pytest.raises(ValueError) as caught:
+        atomic_write(dest, writer=failing)
+    assert str(dest) in str(caught.value) and match in str(caught.value)
+    assert not dest.exists() and not list((tmp_path / "run").iterdir())  # no temporary left
+
+
+def test_a_bug_in_a_writer_is_not_disguised(tmp_path):
+    with pytest.raises(ZeroDivisionError):
+        atomic_write(tmp_path / "x", writer=lambda f: 1 / 0)
+
+
+TUNE_CASES = [  # (hyper.test content, extra argv, piece of the message)
+    ("learning_rate choice [0.01,0.001]\n", ["--max-trials", "-1"], "max_trials=-1 must be a positive integer"),
+    ("learning_rate choice [0.01,0.001]\n", ["--max-trials", "0"], "max_trials=0"),
+    ("learning_rate uniform 0.001,0.01\n", ["--max-trials", "-1"], "max_trials=-1"),
+    ("weight_decay loguniform 700,800\n", [], "exp(800) is beyond any float"),
+    ("batch_size quniform 16,64,0\n", [], "q=0 must be a positive step"),
+    ("learning_rate uniform 0.01,0.001\n", [], "low=0.01 is above high=0.001"),
+    ("learning_rate uniform nan,0.1\n", [], "must be finite"),
+    ("hidden_dropout_prob uniform 0.1,1.5\n", [], "hidden_dropout_prob=1.5"),
+    ("learning_rate choice [0.01,-1]\n", [], "learning_rate=-1"),
+    ("learning_rate choice [0.01]\nlearning_rate choice [0.1]\n", [], "already given"),
+]
+
+
+@pytest.mark.parametrize("text, extra, match", TUNE_CASES, ids=[f"tune{i}" for i in range(len(TUNE_CASES))])
+def test_tune_refuses_bad_search_spaces(world, tmp_path, capsys, text, extra, match):
+    params = tmp_path / "hyper.test"
+    params.write_text(text)
+    out = tmp_path / "out"
+    assert _run_cli(["tune", "--params-file", str(params), "--dataset", str(world["data"]), "--out", str(out),
+                     *TINY, *extra]) == 2
+    assert match in _error_line(capsys)
+    assert not out.exists()
+
+
+@pytest.mark.skipif(getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available(),
+                    reason="this machine has MPS")
+@pytest.mark.parametrize("device", ["mps", "mps:0"])
+def test_a_device_the_machine_lacks_is_one_line(world, tmp_path, capsys, device):
+    out = tmp_path / "out"
+    argv = ["train", "--dataset", str(world["data"]), "--out", str(out), *TINY, "--device", device]
+    assert _run_cli(argv) == 2
+    assert "no Apple MPS device" in _error_line(capsys) and not out.exists()
+
+
+def test_memory_check_uses_the_memory_available_now(world, monkeypatch):
+    from minibert4rec.support import preflight
+
+    monkeypatch.setattr(preflight, "_available_ram", lambda: 1024)
+    small = load_dataset(world["data"], min_user_count=1, min_item_count=1)
+    with pytest.raises(ValueError, match="GiB available"):
+        check_before_training(BERT4RecConfig(device="cpu", eval_negatives=5, hidden_size=8, inner_size=16), small, "cpu")
+
+
+# ------------------------------------------------------------------------------------------------ runs and --out
+def _copy_run(world, tmp_path) -> Path:
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(world["ckpt"].parent, run)
+    (run / "metrics.json").unlink(missing_ok=True)
+    return run
+
+
+def test_resume_needs_no_repeated_data_options(world, tmp_path, capsys):
+    run = _copy_run(world, tmp_path)  # trained on a file (seq.txt), with the default k-core
+    assert _run_cli(["train", "--resume", "--out", str(run), "--quiet"]) == 0, capsys.readouterr().err
+    assert (run / "metrics.json").is_file()
+    (run / "metrics.json").unlink()
+    assert _run_cli(["train", "--resume", "--out", str(run), "--quiet", "--min-user-count", "5"]) == 0
+    (run / "metrics.json").unlink()
+    assert _run_cli(["train", "--resume", "--out", str(run), "--quiet", "--dataset", "ml-100k"]) == 2
+    assert "drop the option" in _error_line(capsys)  # what is typed is still compared
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="fcntl")
+def test_a_second_train_on_the_same_out_is_refused(world, tmp_path, capsys):
+    import fcntl
+
+    run = _copy_run(world, tmp_path)
+    with open(run / cli.LOCK_NAME, "a+") as held:  # what a running train holds
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        assert _run_cli(["train", "--resume", "--out", str(run), "--quiet"]) == 2
+        assert "another train is running" in _error_line(capsys)
+    assert _run_cli(["train", "--resume", "--out", str(run), "--quiet"]) == 0  # released: it runs
+
+
+@pytest.mark.parametrize("failure, code, message", [
+    (ValueError("boom"), 2, "error: boom"),
+    (KeyboardInterrupt(), 130, "interrupted before the first checkpoint"),
+])
+def test_a_failed_train_leaves_no_empty_run_folder(world, tmp_path, monkeypatch, capsys, failure, code, message):
+    import minibert4rec.train as train_module
+
+    def fail(*args, **kwargs):
+        raise failure
+
+    monkeypatch.setattr(train_module, "train", fail)
+    out = tmp_path / "fresh"
+    assert _run_cli(["train", "--dataset", str(world["data"]), "--out", str(out), *TINY]) == code
+    assert message in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_ctrl_c_after_a_checkpoint_says_how_to_resume(world, tmp_path, monkeypatch, capsys):
+    import minibert4rec.train as train_module
+
+    run = _copy_run(world, tmp_path)
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(train_module, "train", interrupted)
+    assert _run_cli(["train", "--resume", "--out", str(run), "--quiet"]) == 130
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"interrupted; resume with: python -m minibert4rec train --resume --out {run}"]
+    assert (run / "checkpoint.pt").is_file()
+
+
+def test_recommend_many_users_in_one_pass(world, tmp_path, capsys):
+    users = tmp_path / "users.txt"
+    users.write_text("# raw user ids, or histories\n1\nhistory: 1,2,3\n\n2\n")
+    assert _run_cli(["recommend", "--checkpoint", str(world["ckpt"]), "--users-file", str(users), "-k", "3"]) == 0
+    out = capsys.readouterr().out
+    assert "for 3 users" in out and "user 1" in out and "line 3" in out and "user 2" in out
+    users.write_text("1\nnobody\n")
+    assert _run_cli(["recommend", "--checkpoint", str(world["ckpt"]), "--users-file", str(users)]) == 2
+    assert "line 2: user 'nobody' is not in" in _error_line(capsys)
+
+
+def test_the_cli_reexports_nothing():
+    assert not hasattr(cli, "metrics_table") and not hasattr(cli, "METRIC_ORDER")

@@ -13,7 +13,7 @@ import pytest
 
 from minibert4rec.apps import cli
 from minibert4rec.data import synthetic_sequences
-from minibert4rec.train import load_checkpoint
+from minibert4rec.support.checkpoint import load_checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
 EPOCHS = 6
@@ -100,7 +100,7 @@ def test_help_is_plain_text_with_defaults():
         text = sub.format_help()
         assert "``" not in text and ":func:" not in text, name
     train = subparsers["train"].format_help()
-    for shown in ("--epochs N            config option epochs (default: 50)", "(default: ml-100k",
+    for shown in ("--epochs N            passes over the training windows (default: 50)", "(default: ml-100k",
                   "--resume", "--overwrite", "--threads N"):
         assert shown in train, shown
     download = subparsers["download"].format_help()
@@ -163,3 +163,36 @@ def test_dataset_preset_is_applied_printed_and_overridden(capsys):
     assert (args.min_user_count, args.min_item_count) == (0, 2)  # the preset's k-core (none), under the user's
     with pytest.raises(ValueError, match="unknown preset"):
         _config_from_args(parser.parse_args(["train", "--dataset", "x.txt", "--preset", "netflix"]))
+
+
+@pytest.mark.skipif(not (Path(__file__).resolve().parents[1] / "data" / "ml-100k").is_dir(),
+                    reason="needs the repository's data/ml-100k")
+def test_readme_commands_work_from_an_empty_folder(tmp_path):
+    """The documented defaults (--dataset ml-100k, --data-dir data relative to the working folder) from any folder."""
+    import os
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[1]
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "ml-100k").symlink_to(root / "data" / "ml-100k")
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    for argv in (["stats"], ["stats", "--dataset", "ml-100k"], ["download", "--dataset", "ml-100k"]):
+        done = subprocess.run([sys.executable, "-m", "minibert4rec", *argv], cwd=tmp_path, capture_output=True,
+                              text=True, env=env, timeout=300)
+        assert done.returncode == 0 and "Traceback" not in done.stderr, (argv, done.stderr[-500:])
+        assert "ml-100k" in done.stdout, (argv, done.stdout)
+
+
+def test_popularity_help_shows_the_default_runs_use(capsys):
+    with pytest.raises(SystemExit):
+        cli.main(["popularity", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "whole sequences or train (default: whole)" in text
+
+
+def test_a_huge_number_on_the_command_line_is_one_short_line(capsys):
+    with pytest.raises(SystemExit) as stop:
+        cli.main(["train", "--seed", "1" * 5001])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert stop.value.code == 2 and len(err) == 1 and len(err[0]) < 1100 and "--seed" in err[0]

@@ -97,3 +97,25 @@ def test_beauty_preset_keeps_an_already_preprocessed_file_whole(tmp_path):
 
 def test_option_flag_matches_the_command_line():
     assert option_flag("mask_ratio") == "--mask-ratio" and option_flag("learning_rate") == "--lr"
+
+
+def test_download_says_which_source_it_used_and_why(tmp_path, monkeypatch, capsys):
+    from minibert4rec.support import datasets
+
+    def grouplens_down(spec, data_dir, progress):
+        raise ConnectionError("could not download the zip (no network)")
+
+    def from_wheel(data_dir, progress):
+        folder = data_dir / "ml-100k"
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "ml-100k.item").write_text("item_id:token\tmovie_title:token_seq\n1\tA\n")
+        (folder / "ml-100k.inter").write_text("user_id:token\titem_id:token\n1\t1\n")
+
+    monkeypatch.setattr(datasets, "_from_grouplens", grouplens_down)
+    monkeypatch.setattr(datasets, "_from_recbole_wheel", from_wheel)
+    monkeypatch.setattr(datasets, "verify_dataset_files", lambda spec, files: None)
+    datasets.download("ml-100k", data_dir=tmp_path)
+    err = capsys.readouterr().err
+    assert "downloading ml-100k from GroupLens" in err
+    assert "GroupLens failed: 'could not download the zip (no network)'" in err
+    assert "got it from the recbole==1.2.1 wheel on PyPI" in err

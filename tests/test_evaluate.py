@@ -5,7 +5,6 @@ import torch
 
 from minibert4rec import evaluate as evaluate_module, train as train_module
 
-from minibert4rec.apps import cli
 from minibert4rec.support.config import BERT4RecConfig
 from minibert4rec.data import synthetic_sequences
 from minibert4rec.evaluate import (curve_subset, evaluate_popularity, evaluate_split, held_out, metrics_table,
@@ -116,7 +115,7 @@ def test_a_subset_of_users_is_the_same_users_metrics(data):
         held_out(data, "train")
 
 
-def test_metrics_table_labels_and_the_old_import_paths():
+def test_metrics_table_labels():
     table = metrics_table({"test": {"full": {"MRR": 0.1, "HR@1": 0.2}, "full_filtered": {"MRR": 0.3, "HR@1": 0.4}}})
     assert list(table.index) == ["test / full, seen kept", "test / full, seen removed"]
     assert list(table.columns) == ["HR@1", "MRR"]  # the package's metric order
@@ -124,8 +123,3 @@ def test_metrics_table_labels_and_the_old_import_paths():
     sampled = {"sampled": {"MRR": 0.5}}
     assert list(metrics_table({"test": sampled}).index) == ["test / sampled (100 neg.)"]
     assert list(metrics_table({"test": sampled}, n_negatives=20).index) == ["test / sampled (20 neg.)"]
-    # moved names still import from where the notebooks import them
-    assert train_module.evaluate is evaluate_module.evaluate
-    assert train_module.evaluate_popularity is evaluate_module.evaluate_popularity
-    assert train_module.model_inputs is evaluate_module.model_inputs
-    assert cli.metrics_table is evaluate_module.metrics_table

@@ -35,15 +35,16 @@ def test_mask_rate_matches_expectation_with_at_least_one_rule(ratio, length):
     items = torch.randint(1, 51, (4000, length), generator=gen(2))
     items[:, : length // 4] = 0  # some padding, which must not count
     real = length - length // 4
-    inputs, _ = cloze_mask(items, ratio, MASK, gen(3))
+    inputs, _ = cloze_mask(items, ratio, MASK, gen(3), rule="independent")
     rate = (inputs == MASK).sum().item() / (4000 * real)
     expected = (real * ratio + (1 - ratio) ** real) / real  # the >=1 rule adds a mask when the draw gave none
     assert abs(rate - expected) < 0.01
 
 
-def test_forced_mask_is_uniform_over_real_positions():
+@pytest.mark.parametrize("rule", ["independent", "fixed"])
+def test_forced_mask_is_uniform_over_real_positions(rule):
     items = torch.tensor([[0, 0, 1, 2, 3, 4]]).repeat(8000, 1)
-    inputs, _ = cloze_mask(items, 0.0, MASK, gen(4))  # ratio 0: exactly one forced mask per row
+    inputs, _ = cloze_mask(items, 0.0, MASK, gen(4), rule=rule)  # ratio 0: exactly one forced mask per row
     assert ((inputs == MASK).sum(1) == 1).all()
     freq = (inputs == MASK).float().mean(0)
     assert freq[:2].sum() == 0 and torch.allclose(freq[2:], torch.full((4,), 0.25), atol=0.02)
@@ -244,6 +245,20 @@ def test_fixed_rule_options_are_checked():
     with pytest.raises(ValueError, match="rule="):
         cloze_mask(random_batch(), 0.2, mask_id=99, rule="poisson")
     with pytest.raises(ValueError, match="max_predictions"):
-        cloze_mask(random_batch(), 0.2, mask_id=99, rule="fixed")
+        cloze_mask(random_batch(), 0.2, mask_id=99, rule="fixed", max_predictions=None)
     with pytest.raises(ValueError, match="max_predictions"):
         ClozeDataset(toy_sequences(), 8, 0.2, mask_id=99, n_items=60, rule="fixed", max_predictions=0)
+
+
+def test_defaults_are_the_trainers_rule():
+    """cloze_mask and ClozeDataset default to the trainer's masking (BERT4RecConfig: "fixed", cap 40)."""
+    from minibert4rec.support.config import BERT4RecConfig
+
+    config = BERT4RecConfig()
+    items = random_batch(b=200, n=120, seed=5)
+    default = cloze_mask(items, 0.5, MASK, gen(9))
+    explicit = cloze_mask(items, 0.5, MASK, gen(9), rule=config.masking, max_predictions=config.max_predictions)
+    assert torch.equal(default[0], explicit[0]) and torch.equal(default[1], explicit[1])
+    assert (default[1] > 0).sum(dim=1).max() == config.max_predictions == 40  # the cap binds on long rows
+    ds = ClozeDataset(toy_sequences(), 10, 0.2, 21, 20)
+    assert (ds.rule, ds.max_predictions) == (config.masking, config.max_predictions)

@@ -1,7 +1,6 @@
 """Ranking metrics: values worked out by hand, pessimistic ties, exclusion, popularity sampling, errors, speed."""
 
 import math
-import time
 
 import pytest
 import torch
@@ -14,10 +13,10 @@ from minibert4rec.metrics import (
     ndcg_at_k,
     ranking_metrics,
     recall_at_k,
-    sample_negatives,
     sampled_ranks,
     target_ranks,
 )
+from minibert4rec.fast.sampler import sample_negatives
 
 
 def gen(seed: int = 0) -> torch.Generator:
@@ -228,7 +227,7 @@ def test_evaluate_equals_a_plain_loop_over_users(causal):
     """evaluate() sorts users by length and trims padding; the ranks must equal the obvious per-user loop."""
     from minibert4rec.support.config import BERT4RecConfig
     from minibert4rec.model import BERT4Rec
-    from minibert4rec.train import evaluate, model_inputs
+    from minibert4rec.evaluate import evaluate, model_inputs
 
     n_items, max_len = 150, 12
     torch.manual_seed(0)
@@ -261,7 +260,7 @@ def test_evaluate_keeps_everything_the_user_touched_out_of_the_negatives():
     """Validation users' negatives must not contain their own (future) test item: ``interacted`` is excluded."""
     from minibert4rec.support.config import BERT4RecConfig
     from minibert4rec.model import PopularityModel
-    from minibert4rec.train import evaluate
+    from minibert4rec.evaluate import evaluate
 
     n_items = 120
     counts = torch.ones(n_items + 1, dtype=torch.long)
@@ -279,61 +278,7 @@ def test_evaluate_keeps_everything_the_user_touched_out_of_the_negatives():
         evaluate(model, histories, targets, counts, max_len=5, mask_id=n_items + 1, protocols=("ful",))
 
 
-# ----------------------------------------------------------------------------- the fast sampler is exact
-def _plackett_luce_pairs(weights: dict[int, float]) -> dict[tuple[int, int], float]:
-    """Exact probability of each ordered pair (first, second) drawn without replacement proportional to weight."""
-    total = sum(weights.values())
-    return {(i, j): wi / total * wj / (total - wi) for i, wi in weights.items() for j, wj in weights.items() if i != j}
-
-
-@pytest.mark.parametrize("max_rounds", [0, 1, 8])  # 0 = the Gumbel fallback alone; 1 = rejection, then fallback
-@pytest.mark.parametrize("counts", [[0, 1, 2, 4, 8, 30, 5, 3], [0, 1, 1, 1, 10**6, 2, 3, 1]])
-def test_ordered_pairs_match_plackett_luce_exactly(max_rounds, counts):
-    """Every ordered pair (column 0, column 1) has its exact Plackett-Luce probability; the target (item 6) and
-    the excluded item 7 are never drawn. The second count vector is so skewed that rejection stalls after item 4."""
-    counts = torch.tensor(counts)
-    draws = 12_000
-    neg = sample_negatives(counts, torch.full((draws,), 6), n_negatives=2, exclude=[[7, 0]] * draws,
-                           generator=gen(30 + max_rounds), max_rounds=max_rounds)
-    allowed = {i: float(counts[i]) for i in range(1, 6)}
-    exact = _plackett_luce_pairs(allowed)
-    observed = {pair: 0 for pair in exact}
-    for a, b in neg.tolist():
-        observed[(a, b)] += 1  # a KeyError here = a forbidden or repeated item
-    # chi-square over the pairs expected at least 5 times; the rare ones pooled into one cell
-    big = [p for p in exact if exact[p] * draws >= 5]
-    obs = [observed[p] for p in big] + [draws - sum(observed[p] for p in big)]
-    exp = [exact[p] * draws for p in big] + [draws * (1 - sum(exact[p] for p in big))]
-    cells = [(o, e) for o, e in zip(obs, exp) if e > 0]
-    chi2 = sum((o - e) ** 2 / e for o, e in cells)
-    dof = len(cells) - 1
-    assert chi2 < dof + 4.5 * math.sqrt(2 * dof) + 10  # ~ the 99.99% quantile: fails for a biased sampler
-
-
-def test_fast_sampler_inclusion_frequencies_match_the_gumbel_reference():
-    """On a 400-item Zipf catalogue with per-row exclusions, the rejection sampler includes every item as often as
-    the Gumbel-top-k reference, within sampling error (two-proportion z-scores)."""
-    from minibert4rec.metrics import sample_negatives_gumbel
-
-    n_items, rows, k = 400, 6000, 40
-    counts = torch.cat([torch.zeros(1), 5000.0 / torch.arange(1, n_items + 1)]).round().long()  # Zipf, item 1 top
-    targets = torch.full((rows,), 7)
-    exclude = [[1, 2, 3, 50]] * rows  # the three most popular items are off limits for everybody
-    fast = sample_negatives(counts, targets, k, exclude=exclude, generator=gen(40))
-    ref = sample_negatives_gumbel(counts, targets, k, exclude=exclude, generator=gen(41))
-    for neg in (fast, ref):
-        assert not torch.isin(neg, torch.tensor([0, 1, 2, 3, 7, 50])).any()
-        assert (neg.sort(dim=1).values.diff(dim=1) > 0).all()  # distinct
-    p_fast = torch.bincount(fast.flatten(), minlength=n_items + 1).double() / rows
-    p_ref = torch.bincount(ref.flatten(), minlength=n_items + 1).double() / rows
-    pooled = (p_fast + p_ref) / 2
-    se = (2 * pooled * (1 - pooled) / rows).sqrt()
-    z = torch.where(se > 0, (p_fast - p_ref) / se.clamp_min(1e-12), torch.zeros_like(se))
-    assert z.abs().max() < 4.5  # 400 z-scores: a max above 4.5 has probability < 0.3% under equal distributions
-    # and the first column (one popularity draw) is the same, too: compare the mean rank of the first item
-    assert fast[:, 0].double().mean().item() == pytest.approx(ref[:, 0].double().mean().item(), rel=0.06)
-
-
+# ----------------------------------------------------------------------------- the fast sampler's corner cases
 def test_fast_sampler_corner_cases():
     # fewer popular items than n_negatives: the popular ones first, zero-count items after (uniformly)
     counts = torch.tensor([0, 0, 5, 1, 0, 0, 0])

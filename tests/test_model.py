@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from minibert4rec.support.config import BERT4RecConfig
-from minibert4rec.model import BERT4Rec, PopularityModel
+from minibert4rec.model import BERT4Rec, ModelConfig, PopularityModel
 
 N_ITEMS = 20
 
@@ -94,11 +94,43 @@ def test_bpr_loss_and_errors():
         BERT4Rec(BERT4RecConfig(), 0)
 
 
-@pytest.mark.parametrize("act", ["gelu", "relu", "swish", "tanh", "sigmoid"])
-def test_every_activation_runs(act):
+ACTIVATION_FUNCTIONS = {"gelu": F.gelu, "relu": F.relu, "swish": F.silu, "tanh": torch.tanh, "sigmoid": torch.sigmoid}
+
+
+@pytest.mark.parametrize("act", list(ACTIVATION_FUNCTIONS))
+def test_every_activation_is_the_one_the_feed_forward_applies(act):
+    """The FFN is ``down(act(up(x)))`` with the configured activation, computed by hand here; and the model's
+    outputs change with the activation (same weights: the activations have none), so it cannot be ignored."""
     model = make_model(hidden_act=act)
-    scores = model.predict(torch.tensor([[0, 0, 0, 0, 1, 2, 3, 21]]))
+    ffn = model.blocks[0].feed_forward
+    x = torch.randn(2, 8, 16, generator=torch.Generator().manual_seed(0))
+    by_hand = F.linear(ACTIVATION_FUNCTIONS[act](F.linear(x, ffn.up.weight, ffn.up.bias)), ffn.down.weight, ffn.down.bias)
+    torch.testing.assert_close(ffn(x), by_hand)
+    items = torch.tensor([[0, 0, 0, 0, 1, 2, 3, 21]])
+    scores = model.predict(items)
     assert scores[0, 0] == -math.inf and torch.isfinite(scores[0, 1:]).all()
+    for other in ACTIVATION_FUNCTIONS.keys() - {act}:
+        twin = make_model(hidden_act=other)  # same seed: the same weights
+        assert torch.equal(twin.blocks[0].feed_forward.up.weight, ffn.up.weight)
+        assert not torch.allclose(twin.predict(items)[0, 1:], scores[0, 1:], atol=1e-6), other
+
+
+def test_model_config_holds_the_models_fields_of_a_run_config():
+    run = BERT4RecConfig(hidden_size=24, inner_size=40, n_heads=3, hidden_act="relu", max_seq_length=9,
+                         causal=True, learning_rate=0.5, epochs=3)
+    config = ModelConfig.from_run_config(run)
+    assert (config.hidden_size, config.inner_size, config.n_heads, config.hidden_act, config.max_seq_length,
+            config.causal) == (24, 40, 3, "relu", 9, True)
+    assert not hasattr(config, "learning_rate") and not hasattr(config, "epochs")
+    torch.manual_seed(0)
+    from_run = BERT4Rec(run, N_ITEMS)
+    torch.manual_seed(0)
+    from_model = BERT4Rec(config, N_ITEMS)
+    assert from_run.config == from_model.config == config
+    for a, b in zip(from_run.state_dict().values(), from_model.state_dict().values()):
+        assert torch.equal(a, b)
+    with pytest.raises(ValueError, match="hidden_act"):
+        ModelConfig(hidden_act="softsign")
 
 
 def test_initialisation_follows_initializer_range():
@@ -206,65 +238,7 @@ def test_trimming_left_padding_is_exact_under_both_countings(counting):
     torch.testing.assert_close(model.predict(x), model.predict(trim_left_padding(x)))
 
 
-# ----------------------------------------------------------------------------- large-catalogue losses
-def test_linear_cross_entropy_equals_full_cross_entropy_with_its_gradients(monkeypatch):
-    """The sliced loss (gradients computed in the forward pass) gives autograd's loss and gradients."""
-    import minibert4rec.model as model_module
-    from minibert4rec.model import linear_cross_entropy
-
-    g = torch.Generator().manual_seed(0)
-    m, n, d = 37, 500, 8
-    h, w, b = (torch.randn(*s, generator=g, dtype=torch.float64) for s in ((m, d), (n, d), (n,)))
-    targets = torch.randint(0, n, (m,), generator=g)
-    grads = []
-    for fused in (False, True):
-        monkeypatch.setattr(model_module, "CHUNK_BYTES", 4 * n * 5)  # 5 rows per slice: 8 slices, the last short
-        leaves = [t.clone().requires_grad_() for t in (h, w, b)]
-        loss = (linear_cross_entropy(*leaves, targets) if fused
-                else F.cross_entropy(leaves[0] @ leaves[1].T + leaves[2], targets))
-        (3 * loss).backward()  # the incoming gradient (3) scales the stored ones
-        grads.append((loss.detach(), *(t.grad for t in leaves)))
-    for plain, fused in zip(*grads):
-        assert torch.allclose(plain, fused, atol=1e-10), (plain - fused).abs().max()
-
-
-def test_model_loss_uses_the_sliced_path_for_large_logits_with_the_same_value(monkeypatch):
-    import minibert4rec.model as model_module
-
-    model = make_model()
-    x = torch.tensor([[0, 0, 3, 21, 5, 6, 21, 8], [1, 21, 3, 4, 21, 21, 7, 8]])
-    labels = torch.tensor([[0, 0, 0, 4, 0, 0, 7, 0], [0, 2, 0, 0, 5, 6, 0, 0]])
-    plain = model.loss(x, labels)
-    plain.backward()
-    want = model.item_embedding.weight.grad.clone()
-    model.zero_grad()
-    monkeypatch.setattr(model_module, "LARGE_LOGITS_BYTES", 0)  # every batch counts as large
-    calls = []
-    original = model_module.linear_cross_entropy
-    monkeypatch.setattr(model_module, "linear_cross_entropy", lambda *a: calls.append(1) or original(*a))
-    sliced = model.loss(x, labels)
-    sliced.backward()
-    assert calls and torch.allclose(plain, sliced, atol=1e-6)
-    assert torch.allclose(model.item_embedding.weight.grad, want, atol=1e-6)
-
-
-def test_sampled_softmax_with_every_item_as_negative_is_the_full_softmax():
-    from minibert4rec.model import sampled_softmax_loss
-
-    g = torch.Generator().manual_seed(1)
-    m, n, d = 11, 40, 6
-    h, w, b = (torch.randn(*s, generator=g, dtype=torch.float64, requires_grad=True) for s in ((m, d), (n, d), (n,)))
-    targets = torch.randint(0, n, (m,), generator=g)
-    full = F.cross_entropy(h @ w.T + b, targets)
-    everything = sampled_softmax_loss(h, w, b, targets, torch.randperm(n, generator=g))  # any order
-    assert torch.allclose(full, everything.double(), atol=1e-6)
-    # fewer negatives: a smaller partition function, so a smaller loss; gradients reach h, w and b
-    few = sampled_softmax_loss(h, w, b, targets, torch.arange(5))
-    assert few.item() < full.item()
-    few.backward()
-    assert all(t.grad is not None and t.grad.abs().sum() > 0 for t in (h, w, b))
-
-
+# ----------------------------------------------------------------------------- sampled softmax (fast_paths: equality)
 def test_loss_negatives_config_default_off_and_sampled_loss_trains():
     assert BERT4RecConfig().loss_negatives == 0  # the paper's full softmax by default
     x = torch.tensor([[0, 0, 3, 21, 5, 6, 21, 8]])

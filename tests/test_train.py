@@ -9,8 +9,9 @@ from minibert4rec.apps import cli
 from minibert4rec.support.config import BERT4RecConfig
 from minibert4rec.data import synthetic_sequences
 from minibert4rec.apps.recommend import recommend
-from minibert4rec.train import (choose_device, evaluate_popularity, load_checkpoint, model_from_checkpoint,
-                                save_checkpoint, train, warmup_linear_decay)
+from minibert4rec.train import choose_device, train, warmup_linear_decay
+from minibert4rec.evaluate import evaluate_popularity
+from minibert4rec.support.checkpoint import load_checkpoint, model_from_checkpoint, save_checkpoint
 
 SMALL = dict(hidden_size=32, inner_size=64, n_heads=2, max_seq_length=20, batch_size=32, hidden_dropout_prob=0.0,
              attn_dropout_prob=0.0, learning_rate=1e-2, warmup_steps=10, device="cpu", seed=0, eval_negatives=20)

@@ -3,9 +3,11 @@
 Each subcommand is a thin wrapper over one package function, so what the command does is what the notebooks do:
 this module only parses arguments and prints (help texts are plain text: argparse prints them as written).
 
-A mistake in the input (an option's value, a file, a checkpoint that does not fit the data) is reported as ONE
-line, "error: ...", on stderr, with exit code 2 -- the package's errors name the input, what is wrong and the
-fix. Anything else is a bug and keeps its traceback.
+A mistake in the input (an option's value, a file, a checkpoint that does not fit the data) or a problem of the
+machine (a full disk, a read-only folder) is reported as ONE line, "error: ...", on stderr, with exit code 2 --
+the package's errors name the input, what is wrong and the fix (docs/cli_errors.md lists the classes). Ctrl-C
+prints one line (how to resume, when there is a checkpoint) and exits with 130. Anything else is a bug and keeps
+its traceback.
 
 (Over ~300 lines: one small function per command plus the argument definitions and their help texts, which are
 most of the file; the logic lives in the package.)
@@ -25,8 +27,11 @@ from ..support.config import BERT4RecConfig
 from ..support.runtime import set_threads
 from ..support.files import atomic_write, remove_stale_temporaries
 
-# what a user's mistake raises (a bug raises anything else, and keeps its traceback)
-USER_ERRORS = (ValueError, FileNotFoundError, FileExistsError, IsADirectoryError, NotADirectoryError, PermissionError)
+# what a user's mistake (or the machine: a full disk, a read-only folder) raises; a bug raises anything else, and
+# keeps its traceback
+USER_ERRORS = (ValueError, OSError)
+MAX_MESSAGE = 1000  # characters of one error line (each piece of quoted input is cut shorter where it is quoted)
+LOCK_NAME = ".train.lock"
 
 # command-line flag -> config field, for the options people change most
 TRAIN_OVERRIDES = {
@@ -37,20 +42,32 @@ TRAIN_OVERRIDES = {
     "eval_negatives": int, "popularity_counts": str, "threads": int, "max_predictions": int,
 }
 CONFIG_DEFAULTS = BERT4RecConfig()
+# one line per option of TRAIN_OVERRIDES: what it means (BERT4RecConfig's docstring has the long story)
+OPTION_HELP = {
+    "epochs": "passes over the training windows", "batch_size": "training windows per optimizer step",
+    "learning_rate": "AdamW's step size", "max_seq_length": "L, the longest history the model reads (+ [mask])",
+    "hidden_size": "D, the width of every item representation", "inner_size": "width of the feed-forward layer (4 x D)",
+    "n_layers": "transformer blocks", "n_heads": "attention heads per block (must divide --hidden-size)",
+    "mask_ratio": "share of the items the Cloze task hides", "hidden_dropout_prob": "dropout on hidden states",
+    "attn_dropout_prob": "dropout on attention probabilities",
+    "hidden_act": "feed-forward activation: gelu, relu, swish, tanh or sigmoid",
+    "loss_type": "CE (softmax over all items) or BPR (one sampled negative)",
+    "weight_decay": "AdamW's decoupled weight decay (0 = off)",
+    "warmup_steps": "steps of linear learning-rate warm-up (then linear decay to 0)",
+    "last_item_ratio": "share of extra samples that mask only the last item (the paper's fine-tuning trick)",
+    "window_step": "stride of the sliding windows over long histories",
+    "eval_every": "evaluate on the validation split every N epochs",
+    "patience": "evaluations without a better validation NDCG@10 before stopping early (0 = never)",
+    "seed": "random seed (weights, masks, sampled negatives)", "device": "auto (cuda > mps > cpu), cpu, cuda, cuda:N or mps",
+    "eval_negatives": "popularity-sampled negatives per user in the sampled protocol (the paper's 100)",
+    "popularity_counts": "what the negatives' popularity is counted on: whole sequences (the authors') or train",
+    "threads": "torch CPU threads, 0 = half the cores, at most 4 (1 on a 2-core machine)",
+    "max_predictions": "cap on the masked items per window (masking='fixed')",
+}
 # the data options; None on the command line = "not given" (with --resume: the run's own value, else these)
 DATA_DEFAULTS = {"dataset": "ml-100k", "data_dir": "data", "min_user_count": 5, "min_item_count": 5}
 # the config options of the popularity subcommand (what its sampled negatives depend on)
 POPULARITY_OPTIONS = ("seed", "eval_negatives", "popularity_counts", "include_valid_in_train")
-
-
-def __getattr__(name: str) -> Any:
-    """``metrics_table`` and ``METRIC_ORDER`` moved to ``evaluate.py``; still importable from here
-    (notebook 05 does), without importing torch whenever the command line starts."""
-    if name in ("metrics_table", "METRIC_ORDER"):
-        from .. import evaluate
-
-        return getattr(evaluate, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def print_metrics(results: dict[str, dict[str, dict[str, float]]], n_negatives: int = 100) -> None:
@@ -132,6 +149,7 @@ def _load(args: argparse.Namespace):
 def cmd_stats(args: argparse.Namespace) -> int:
     from ..data import load_interactions
 
+    _fill_data_args(args)  # the documented defaults first: --dataset ml-100k, --data-dir data (relative to here)
     raw = load_interactions(args.dataset, data_dir=args.data_dir)
     data = _load(args)
     stats = data.stats()
@@ -207,7 +225,7 @@ def _resume_config(args: argparse.Namespace, out: Path, state: dict[str, Any]) -
 
 def _refuse_to_overwrite(out: Path) -> None:
     """A finished run (metrics.json) or an unfinished one (checkpoint.pt) is kept unless --overwrite is given."""
-    from ..train import load_checkpoint
+    from ..support.checkpoint import load_checkpoint
 
     if (out / "metrics.json").exists():
         raise ValueError(f"{out} already holds a finished run ({out / 'metrics.json'}); choose another --out, or add "
@@ -222,11 +240,62 @@ def _refuse_to_overwrite(out: Path) -> None:
                          "start over.")
 
 
+class _RunLock:
+    """An exclusive lock on ``out/.train.lock`` (``fcntl.flock``) held while one ``train`` writes into ``out``: a
+    second ``train`` on the same folder is refused instead of interleaving its checkpoints with the first one's.
+    The kernel releases the lock when the process ends, however it ends. (No lock where fcntl is missing.)"""
+
+    def __init__(self, out: Path) -> None:
+        self.path, self.file = out / LOCK_NAME, None
+
+    def __enter__(self) -> "_RunLock":
+        try:
+            import fcntl
+        except ImportError:  # Windows
+            return self
+        self.file = open(self.path, "a+")
+        try:
+            fcntl.flock(self.file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self.file.close()
+            self.file = None
+            raise ValueError(f"another train is running in {self.path.parent} (it holds {self.path}); wait for it to "
+                             "finish, or choose another --out.") from None
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.file is not None:
+            self.file.close()  # releases the lock
+
+
+def _remove_if_empty(out: Path) -> bool:
+    """Delete ``out`` when it holds nothing but what this command wrote before failing (config.json, the lock);
+    True when it was removed."""
+    try:
+        left = {p.name for p in out.iterdir()}
+    except OSError:
+        return False
+    if left <= {"config.json", LOCK_NAME}:
+        for name in left:
+            (out / name).unlink(missing_ok=True)
+        try:
+            out.rmdir()
+        except OSError:
+            return False
+        return True
+    return False
+
+
 def cmd_train(args: argparse.Namespace) -> int:
+    from ..support.preflight import check_device
+
+    typed = {key: getattr(args, key) for key in DATA_DEFAULTS}  # what the user typed (None = not given)
     if not args.resume:
-        _config_from_args(args)  # first: a bad option is reported before torch is even imported
+        check_device(_config_from_args(args).device)  # first: a bad option is reported before torch is even imported
     from ..distributed import init_from_env
-    from ..train import check_before_training, load_checkpoint, train
+    from ..support.preflight import check_before_training
+    from ..support.checkpoint import load_checkpoint
+    from ..train import choose_device, train
 
     if args.resume and args.overwrite:
         raise ValueError("give --resume (continue the run in --out) or --overwrite (start it over), not both.")
@@ -240,15 +309,17 @@ def cmd_train(args: argparse.Namespace) -> int:
                                     "check --out, or start the run without --resume.")
         state = load_checkpoint(resume_from)
         config = _resume_config(args, out, state)
+        check_device(config.device)
         stored = dict(state.get("dataset") or {})
         for key in DATA_DEFAULTS:  # what the command line says must be what the run was trained on
-            given = getattr(args, key)
+            given = typed[key]  # only what was typed: a default is not a request
             if key in stored and given is not None and key != "data_dir" and str(given) != str(stored[key]) \
                     and str(Path(str(given)).resolve()) != str(stored[key]):
                 raise ValueError(f"the run in {out} was trained with --{key.replace('_', '-')} {stored[key]}, "
                                  f"not {given}; drop the option or give the run's value.")
-        args.dataset = stored.get("dataset", args.dataset)  # the run's data, wherever it was read from
-        args.data_dir = stored.get("data_dir", args.data_dir)
+        for key in DATA_DEFAULTS:  # the run's data, wherever it was read from
+            if key in stored:
+                setattr(args, key, stored[key])
         parallel = init_from_env(config.device)  # under torchrun: join the other ranks; else rank 0 of 1, no set-up
         data = _load(args)
     else:
@@ -256,17 +327,34 @@ def cmd_train(args: argparse.Namespace) -> int:
         parallel = init_from_env(config.device)  # (the same; a run without torchrun sets up nothing)
         with parallel.main_first():  # rank 0 downloads, if needed, before the others read
             data = _load(args)
-        check_before_training(config, data)  # before anything is written
+        check_before_training(config, data, choose_device(config.device))  # before anything is written
         out = Path(args.out or f"runs/{data.name}")
-        if args.overwrite and parallel.is_main:
-            for name in ("metrics.json", "history.csv", "checkpoint.pt"):
-                (out / name).unlink(missing_ok=True)
-        else:
+        if not args.overwrite:
             _refuse_to_overwrite(out)
-    if parallel.is_main:  # [distributed] one writer
-        out.mkdir(parents=True, exist_ok=True)
-        remove_stale_temporaries(out)
-        config.save(out / "config.json")
+    args._run_folder = out
+    created = not out.exists()
+    lock = _RunLock(out)
+    try:
+        if parallel.is_main:  # [distributed] one writer
+            out.mkdir(parents=True, exist_ok=True)
+            lock.__enter__()
+            if args.overwrite and state is None:
+                for name in ("metrics.json", "history.csv", "checkpoint.pt"):
+                    (out / name).unlink(missing_ok=True)
+            remove_stale_temporaries(out)
+            config.save(out / "config.json")
+        return _train_into(args, out, config, data, state, resume_from, parallel, train)
+    except BaseException:
+        lock.__exit__()
+        if parallel.is_main and created and _remove_if_empty(out):
+            args._run_folder = None  # nothing left to resume
+        raise
+    finally:
+        lock.__exit__()
+
+
+def _train_into(args: argparse.Namespace, out: Path, config: BERT4RecConfig, data: Any, state: dict | None,
+                resume_from: Path | None, parallel: Any, train: Any) -> int:
     dataset_info = _dataset_info(args)
     if state is not None and parallel.is_main:
         print(f"resuming {out} after epoch {state['epoch']} of {config.epochs}")
@@ -309,7 +397,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     data = checkpoint_data(state)
     check_checkpoint_data(state, data, f"checkpoint {checkpoint}")  # same users, items and sequences
     model = model_from_checkpoint(state)
-    print_metrics({"test": evaluate_split(model, data, model.config, "test")}, model.config.eval_negatives)  # as in training: same negatives
+    config = BERT4RecConfig.from_dict(state["config"])  # the run's config: its seed and negatives, as in training
+    print_metrics({"test": evaluate_split(model, data, config, "test")}, config.eval_negatives)
     return 0
 
 
@@ -342,7 +431,7 @@ def cmd_popularity(args: argparse.Namespace) -> int:
 
 def cmd_recommend(args: argparse.Namespace) -> int:
     from ..support.checkpoint import check_checkpoint_data, checkpoint_data, load_checkpoint, model_from_checkpoint
-    from .recommend import recommend_raw
+    from .recommend import read_users_file, recommend_raw, recommend_users
 
     set_threads(0)
     checkpoint = _checkpoint_file(args.checkpoint)
@@ -350,6 +439,13 @@ def cmd_recommend(args: argparse.Namespace) -> int:
     data = checkpoint_data(state)
     check_checkpoint_data(state, data, f"checkpoint {checkpoint}", sequences=False)  # the same item mapping
     model = model_from_checkpoint(state)
+    if args.users_file:
+        users = read_users_file(args.users_file, data)
+        table = recommend_users(model, data, users, k=args.k, exclude_seen=not args.include_seen)
+        print(f"top {args.k} next items for {len(users)} user{'s' if len(users) != 1 else ''}"
+              f"{' (history items removed)' if not args.include_seen else ''}:")
+        print(table.to_string(index=False))
+        return 0
     seen, top = recommend_raw(model, data, args.items.split(","), k=args.k, exclude_seen=not args.include_seen)
     print(f"history ({len(seen)} item{'s' if len(seen) != 1 else ''}, oldest first):")
     print(seen.to_string())
@@ -359,11 +455,14 @@ def cmd_recommend(args: argparse.Namespace) -> int:
 
 
 def cmd_tune(args: argparse.Namespace) -> int:
-    from .tune import check_search, parse_hyper_file, run_search
+    from ..support.preflight import check_device
+    from .tune import check_max_trials, check_search, parse_hyper_file, run_search
 
+    check_max_trials(args.max_trials)
     base = _config_from_args(args)
     space = parse_hyper_file(args.params_file)
     check_search(base, space)  # before any download or training
+    check_device(base.device)
     data = _load(args)
     run_search(base, space, data, max_trials=args.max_trials, out=args.out, progress=not args.quiet)
     return 0
@@ -373,6 +472,9 @@ class ArgumentParser(argparse.ArgumentParser):
     """argparse's parser, with a mistaken option reported like every other mistake: one line, exit code 2."""
 
     def error(self, message: str):  # type: ignore[override]
+        message = " ".join(message.split())
+        if len(message) > MAX_MESSAGE:  # e.g. a 5,000-digit --seed, quoted back by argparse
+            message = message[:MAX_MESSAGE - 1] + "…"
         self.exit(2, f"error: {message} (see {self.prog} --help)\n")
 
 
@@ -409,8 +511,7 @@ def build_parser() -> argparse.ArgumentParser:
         for option, kind in TRAIN_OVERRIDES.items():
             flag = "--lr" if option == "learning_rate" else "--" + option.replace("_", "-")
             default = getattr(CONFIG_DEFAULTS, option)
-            what = ("torch CPU threads, 0 = half the cores, at most 4 (1 on a 2-core machine)" if option == "threads"
-                    else f"config option {option}")
+            what = OPTION_HELP[option]
             shown = "max_seq_length // 2" if option == "window_step" else default
             metavar = {int: "N", float: "X", str: "NAME"}[kind]
             p.add_argument(flag, dest=option, type=kind, default=None, metavar=metavar,
@@ -430,7 +531,8 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--quiet", action="store_true", help="no progress bars")
         if name == "tune":
             p.add_argument("--params-file", required=True, help="RecBole hyper.test file")
-            p.add_argument("--max-trials", type=int, default=None, help="at most this many trials (default: all)")
+            p.add_argument("--max-trials", type=int, default=None, metavar="N",
+                           help="at most this many trials, N >= 1 (default: the whole grid, or 10 random draws)")
         p.set_defaults(func=func)
 
     p = add("evaluate", "test metrics of a checkpoint")
@@ -448,15 +550,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--eval-negatives", type=int, metavar="N",
                    help=f"sampled negatives per user (default: {CONFIG_DEFAULTS.eval_negatives})")
     p.add_argument("--popularity-counts", metavar="NAME",
-                   help="what the negatives' popularity is counted on: train or whole (default: train)")
+                   help="what the negatives' popularity is counted on: whole sequences or train "
+                        f"(default: {CONFIG_DEFAULTS.popularity_counts})")
     p.add_argument("--include-valid-in-train", action="store_true",
                    help="the paper's protocol: the validation item counts as training")
     p.add_argument("--split", nargs="+", choices=["valid", "test"], default=["test"], help="the held-out split(s)")
     p.set_defaults(func=cmd_popularity)
 
-    p = add("recommend", "top-k items for a history of raw item ids")
+    p = add("recommend", "top-k items for a history of raw item ids, or for many users at once")
     p.add_argument("--checkpoint", required=True, help="checkpoint.pt written by train, or its run folder")
-    p.add_argument("--items", required=True, help="comma-separated raw item ids, oldest first, e.g. 1,2,3")
+    which = p.add_mutually_exclusive_group(required=True)
+    which.add_argument("--items", help="comma-separated raw item ids, oldest first, e.g. 1,2,3")
+    which.add_argument("--users-file", metavar="FILE",
+                       help="many users in one batched pass: per line a raw user id of the run's data (its whole "
+                            "history) or 'history: item,item,...'")
     p.add_argument("-k", type=int, default=10, help="how many items to recommend")
     p.add_argument("--include-seen", action="store_true", help="do not remove the history's items")
     p.set_defaults(func=cmd_recommend)
@@ -469,5 +576,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return args.func(args)
     except USER_ERRORS as error:
-        print("error: " + " ".join(str(error).split()), file=sys.stderr)
+        print("error: " + _one_line(error), file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        run = getattr(args, "_run_folder", None)
+        if run is not None and (Path(run) / "checkpoint.pt").is_file():
+            print(f"interrupted; resume with: python -m minibert4rec train --resume --out {run}", file=sys.stderr)
+        else:
+            print("interrupted" + (" before the first checkpoint; nothing to resume" if args.command == "train"
+                                   else ""), file=sys.stderr)
+        return 130
+
+
+def _one_line(error: BaseException) -> str:
+    """The error as one line, at most ``MAX_MESSAGE`` characters; an OSError without its own words gets the path
+    and the cause (``[Errno 5] ...`` -> "cannot read PATH: Input/output error")."""
+    text = " ".join(str(error).split())
+    if isinstance(error, OSError) and error.strerror and error.filename and not text.startswith(str(error.filename)) \
+            and text.startswith("[Errno"):
+        text = f"{error.filename}: {error.strerror}"
+    return text if len(text) <= MAX_MESSAGE else text[:MAX_MESSAGE - 1] + "…"

@@ -20,64 +20,54 @@ CheckResult shows itself as its verdict, so the cell prints exactly one of::
 A check never raises: whatever your function does (raise, return nonsense, change its input in place) becomes a
 "wrong" verdict with the reason. Its inputs are seeded, so the verdict is the same on every run. In a script, use
 ``print(check_x(fn))``; a CheckResult is truthy only when correct, and ``.passed`` is True / False / None
-(correct / wrong / not attempted) for grading. ``grade_notebook(path)`` collects the verdicts of a notebook.
+(correct / wrong / not attempted) for grading. ``grade_notebook(path)`` runs a submitted notebook and checks its
+functions itself (what the notebook printed does not count).
 
 The package, one idea per module:
 
 - ``framework``: how a check runs and reports (``CheckResult``, ``Exercise``, ``_run``, the comparisons).
 - ``nb01_data`` ... ``nb08_distributed_training``: one module per notebook, holding that notebook's exercises
   (task and hints) and the checks of its implement exercises.
-- ``grading``: ``grade_notebook`` and the command line ``python -m minibert4rec.exercises list | grade``.
-- this file: the list of all exercises, ``hint`` (the hint ladder), ``solution`` and ``list_exercises``; it
-  re-exports every check, so ``from minibert4rec.exercises import check_<name>`` works for every exercise.
+- ``registry``: the list of all exercises (``EXERCISES``) and their checks (``CHECKS``).
+- ``grading``: ``grade_notebook`` (runs a notebook, then the checks on the student's functions) and the command
+  line ``python -m minibert4rec.exercises list | grade``.
+- this file: ``hint`` (the hint ladder), ``solution`` and ``list_exercises``; it re-exports every check, so
+  ``from minibert4rec.exercises import check_<name>`` works for every exercise.
 """
 
 from __future__ import annotations
 
-import difflib
 from pathlib import Path
-from typing import Callable
 
-from . import (nb01_data, nb02_cloze_masking, nb03_attention_from_scratch, nb04_the_model, nb05_training_on_a_gpu,
-               nb06_evaluation, nb07_attention_maps, nb08_distributed_training)
 from .framework import CORRECT, NOT_ATTEMPTED, WRONG, CheckResult, Exercise
-from .grading import _main, grade_notebook
+from .grading import _main, grade, grade_notebook
+from .registry import CHECKS, EXERCISES, list_exercises
+from .registry import NOTEBOOK_MODULES as _NOTEBOOKS
+from .registry import exercise as _exercise
 from .nb01_data import check_item_popularity, check_leave_one_out
 from .nb02_cloze_masking import check_cloze_mask, check_mask_last
 from .nb03_attention_from_scratch import check_causal_mask, check_scaled_dot_product_attention
-from .nb04_the_model import check_bert4rec_parameter_count, check_output_scores
-from .nb05_training_on_a_gpu import check_warmup_linear_decay
+from .nb04_the_model import check_bert4rec_parameter_count, check_output_scores, check_transformer_block
+from .nb05_training_on_a_gpu import check_adamw_step, check_warmup_linear_decay
 from .nb06_evaluation import check_ndcg_at_k, check_target_rank
-from .nb07_attention_maps import check_attention_entropy
+from .nb07_attention_maps import check_attention_entropy, check_recommend_for_user
 from .nb08_distributed_training import check_shard_rows
 
 __all__ = [
-    "CheckResult", "Exercise", "CORRECT", "WRONG", "NOT_ATTEMPTED", "EXERCISES", "CHECKS", "SOLUTIONS_DIR",
-    "hint", "solution", "solution_path", "list_exercises", "grade_notebook",
+    "CheckResult", "Exercise", "CORRECT", "WRONG", "NOT_ATTEMPTED", "EXERCISES", "CHECKS", "SOLUTIONS_DIR", "hint",
+    "solution", "solution_path", "solution_urls", "list_exercises", "grade", "grade_notebook",
     "check_leave_one_out", "check_item_popularity", "check_cloze_mask", "check_mask_last",
     "check_scaled_dot_product_attention", "check_causal_mask", "check_bert4rec_parameter_count",
-    "check_output_scores", "check_warmup_linear_decay", "check_ndcg_at_k", "check_target_rank",
-    "check_attention_entropy", "check_shard_rows",
+    "check_output_scores", "check_transformer_block", "check_warmup_linear_decay", "check_adamw_step",
+    "check_recommend_for_user", "check_ndcg_at_k", "check_target_rank", "check_attention_entropy",
+    "check_shard_rows",
 ]
 
 SOLUTIONS_DIR = Path(__file__).resolve().parents[2] / "solutions"  # present in a git clone, not in a pip install
 
-_NOTEBOOKS = (nb01_data, nb02_cloze_masking, nb03_attention_from_scratch, nb04_the_model, nb05_training_on_a_gpu,
-              nb06_evaluation, nb07_attention_maps, nb08_distributed_training)
-
-EXERCISES: dict[str, Exercise] = {e.name: e for module in _NOTEBOOKS for e in module.EXERCISES}
-
-CHECKS: dict[str, Callable[[Callable], CheckResult]] = {
-    e.name: getattr(module, f"check_{e.name}") for module in _NOTEBOOKS for e in module.EXERCISES
-    if e.kind == "implement"}
-
-
-def _exercise(name: str) -> Exercise:
-    if name not in EXERCISES:
-        close = difflib.get_close_matches(str(name), EXERCISES, n=1)
-        suggestion = f"did you mean '{close[0]}'? " if close else ""
-        raise ValueError(f"unknown exercise {name!r}; {suggestion}list_exercises() shows them all.")
-    return EXERCISES[name]
+# Where solution() reads a solution that is not on disk (a pip install, as in Colab): the repository's file at
+# the installed commit.
+REPOSITORY = "https://github.com/minibert4rec/minibert4rec"
 
 
 def hint(name: str, level: int = 1) -> None:
@@ -100,21 +90,52 @@ def solution_path(name: str) -> Path:
     return SOLUTIONS_DIR / f"{name}{'.py' if _exercise(name).kind == 'implement' else '.md'}"
 
 
+def _installed_source() -> tuple[str, str]:
+    """(repository URL, git ref) of the installed package: the commit pip installed it from (``pip install
+    "minibert4rec @ git+<repository>@<ref>"``, as the notebooks' Colab cell does, records it), else ``main``."""
+    import json
+    from importlib import metadata
+
+    repository, ref = REPOSITORY, "main"
+    try:
+        dist = metadata.distribution("minibert4rec")
+        for entry in dist.metadata.get_all("Project-URL") or []:
+            label, _, url = entry.partition(",")
+            if label.strip().lower() == "repository" and url.strip().startswith("https://github.com/"):
+                repository = url.strip().rstrip("/")
+        commit = json.loads(dist.read_text("direct_url.json") or "{}").get("vcs_info", {}).get("commit_id")
+        ref = commit or ref
+    except (metadata.PackageNotFoundError, ValueError, AttributeError):
+        pass
+    return repository.removesuffix(".git"), ref
+
+
+def solution_urls(name: str) -> tuple[str, str]:
+    """(raw text URL, web page URL) of an exercise's solution in the repository, at the installed commit."""
+    repository, ref = _installed_source()
+    file = f"solutions/{solution_path(name).name}"
+    raw = repository.replace("https://github.com/", "https://raw.githubusercontent.com/", 1)
+    return f"{raw}/{ref}/{file}", f"{repository}/blob/{ref}/{file}"
+
+
 def solution(name: str) -> None:
-    """Print the solution of an exercise (from the repository's solutions/ folder)."""
+    """Print the solution of an exercise: solutions/<name>.py (.md for questions) of the repository.
+
+    In a clone the file is read from disk. In a pip install (Colab) it is downloaded from the repository at the
+    commit that was installed, so it matches the installed checks; without a connection the URL is printed.
+    """
     path = solution_path(name)
     if path.is_file():
         print(f"# {path.parent.name}/{path.name}\n{path.read_text(encoding='utf-8').rstrip()}")
-    else:
-        print(f"The solution is the file solutions/{path.name} of the minibert4rec repository; it is not part of "
-              "the installed package. Open it on GitHub, or clone the repository (git clone) to have it locally.")
+        return
+    import urllib.request
 
-
-def list_exercises(notebook: str | int | None = None) -> None:
-    """Print a table of the exercises (all, or those of one notebook: list_exercises(3))."""
-    wanted = None if notebook is None else f"{int(notebook):02d}"
-    rows = [e for e in EXERCISES.values() if wanted in (None, e.notebook)]
-    width = max(len(e.name) for e in rows) if rows else 4
-    print(f"{'nb':<3} {'name':<{width}} {'kind':<9} task")
-    for e in rows:
-        print(f"{e.notebook:<3} {e.name:<{width}} {e.kind:<9} {e.task}")
+    raw, page = solution_urls(name)
+    try:
+        with urllib.request.urlopen(raw, timeout=15) as response:
+            text = response.read().decode("utf-8")
+    except Exception as error:  # offline, or the repository is not reachable: say where the file is
+        print(f"Could not download the solution ({type(error).__name__}: {error}). Read it at {page} "
+              f"(or clone the repository: solutions/{path.name}).")
+        return
+    print(f"# solutions/{path.name}  ({page})\n{text.rstrip()}")

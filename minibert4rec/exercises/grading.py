@@ -29,33 +29,35 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .framework import CORRECT
-from .registry import implement_exercises
+from .registry import implement_exercises, list_exercises
 
 MISSING, NOT_GRADED = "missing", "not graded"
 
 # The cell the grader appends to the student's notebook. It runs in the student's kernel after all their cells.
 _GRADER_CELL = '''
 def _minibert4rec_grader(names, out_path, token, package_root):
-    import importlib, json, sys
-    namespace = globals()
-    functions = {name: namespace.get(name, _minibert4rec_grader) for name in names}  # before anything else runs
+    import builtins, importlib, json, sys
+    namespace = sys._getframe().f_globals  # the notebook's variables (builtins from the module: a student's own
+    functions = {name: namespace.get(name, _minibert4rec_grader) for name in names}  # open or dict do not count)
     # The grader's own checks, freshly imported: whatever the notebook did to the modules it imported is left behind.
-    for module in [m for m in sys.modules if m == "minibert4rec" or m.startswith("minibert4rec.")]:
-        del sys.modules[module]
+    for module in builtins.list(sys.modules):
+        if module == "minibert4rec" or module.startswith("minibert4rec."):
+            del sys.modules[module]
     sys.path.insert(0, package_root)
     importlib.invalidate_caches()
     from minibert4rec.exercises.registry import CHECKS
     verdicts = {}
     for name, fn in functions.items():
         if fn is _minibert4rec_grader:
-            verdicts[name] = {"status": "missing", "message": f"the notebook defines no function `{name}`; "
-                              f"write it in the exercise's cell, under that name, and run the notebook again"}
+            verdicts[name] = {"status": "missing", "message": "\u2753 " + name + ": missing \u2014 the notebook "
+                              "defines no function `" + name + "`; write it in the exercise's cell, under that "
+                              "name, and run the notebook again"}
         else:
             result = CHECKS[name](fn)
             verdicts[name] = {"status": result.status, "message": result.message}
-    with open(out_path, "w", encoding="utf-8") as f:
+    with builtins.open(out_path, "w", encoding="utf-8") as f:
         json.dump({"token": token, "verdicts": verdicts}, f)
-_minibert4rec_grader({names!r}, {out_path!r}, {token!r}, {package_root!r})
+_minibert4rec_grader(@NAMES@, @OUT_PATH@, @TOKEN@, @PACKAGE_ROOT@)
 del _minibert4rec_grader
 '''
 
@@ -96,8 +98,10 @@ def grade(path: str | Path, timeout: int = 1800, workdir: str | Path | None = No
     with tempfile.TemporaryDirectory(prefix="grade-") as private:  # mode 700: only this user can look inside
         out_path = str(Path(private) / f"{secrets.token_hex(16)}.json")
         names = [e.function for e in exercises]
-        nb.cells.append(nbformat.v4.new_code_cell(_GRADER_CELL.format(
-            names=names, out_path=out_path, token=token, package_root=package_root)))
+        source = _GRADER_CELL
+        for key, value in {"NAMES": names, "OUT_PATH": out_path, "TOKEN": token, "PACKAGE_ROOT": package_root}.items():
+            source = source.replace(f"@{key}@", repr(value))
+        nb.cells.append(nbformat.v4.new_code_cell(source.strip()))
         log = logging.getLogger("minibert4rec.grading")
         log.setLevel(logging.CRITICAL)  # the kernel's start-up and shut-down chatter is not part of the grade
         client = NotebookClient(nb, timeout=timeout, allow_errors=True, kernel_name="python3", log=log,
@@ -129,8 +133,6 @@ def grade_notebook(path: str | Path, timeout: int = 1800, workdir: str | Path | 
 def _main(argv: list[str] | None = None) -> None:
     """python -m minibert4rec.exercises list | grade NOTEBOOK.ipynb ... [--workdir DIR] [--timeout S]"""
     import argparse
-
-    from . import list_exercises
 
     parser = argparse.ArgumentParser(prog="python -m minibert4rec.exercises", description=_main.__doc__)
     parser.add_argument("command", choices=["list", "grade"])

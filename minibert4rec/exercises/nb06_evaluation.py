@@ -33,6 +33,21 @@ EXERCISES: list[Exercise] = [
               "and compare it with the whole score matrix at once.",
               "Column 0 is padding: leave it out of the count. The comparison 'at least as high' counts the "
               "target itself once, so the count of the other columns is already the rank.")),
+    Exercise("protocol_choices", "06", "explore",
+             "Which model gains most from removing seen items? What does uniform sampling do to POP's numbers?",
+             ("Divide each model's full_filtered NDCG@10 by its full NDCG@10.",
+              "A model that recommends what the user already watched loses most when those items are allowed "
+              "to compete; POP recommends the most watched movies to everybody.",
+              "For (b), pass item_counts=torch.ones_like(item_counts) to evaluate: the negatives are then drawn "
+              "uniformly, and mostly obscure.")),
+    Exercise("equal_compute", "06", "explore",
+             "Rerun the equal-compute comparison with another budget or seed: does the verdict hold?",
+             ("Change SIZES['compare_budget_s'] (double it) or the seed in config.replace(seed=...), and rerun "
+              "the comparison cells.",
+              "Look at the whole curves, not only their last points: where do they cross, and how far apart "
+              "are they compared with the change from one seed to another?",
+              "A difference smaller than the seed-to-seed spread is not a verdict; the last point of a short "
+              "run says which model learns faster, not which one is better when trained to convergence.")),
 ]
 
 

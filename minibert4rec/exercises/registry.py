@@ -1,8 +1,8 @@
 """The list of all exercises and their checks, in one module that the rest of the package imports.
 
 ``EXERCISES`` maps each exercise's name to its :class:`~.framework.Exercise` (notebook, kind, task, hints) and
-``CHECKS`` maps each *implement* exercise to its ``check_<name>``. The package's ``__init__`` (hints, solutions,
-the list) and ``grading`` both read them from here, so neither imports the other to find them.
+``CHECKS`` maps each *implement* exercise to its ``check_<name>``; ``list_exercises`` prints them. The package's
+``__init__`` (hints, solutions) and ``grading`` both read them from here, so neither imports the other.
 """
 
 from __future__ import annotations
@@ -36,3 +36,13 @@ def exercise(name: str) -> Exercise:
 def implement_exercises(notebook: str) -> list[Exercise]:
     """The implement exercises of one notebook ("01" .. "08"), in the order the notebook has them."""
     return [e for e in EXERCISES.values() if e.notebook == notebook and e.kind == "implement"]
+
+
+def list_exercises(notebook: str | int | None = None) -> None:
+    """Print a table of the exercises (all, or those of one notebook: list_exercises(3))."""
+    wanted = None if notebook is None else f"{int(notebook):02d}"
+    rows = [e for e in EXERCISES.values() if wanted in (None, e.notebook)]
+    width = max(len(e.name) for e in rows) if rows else 4
+    print(f"{'nb':<3} {'name':<{width}} {'kind':<9} task")
+    for e in rows:
+        print(f"{e.notebook:<3} {e.name:<{width}} {e.kind:<9} {e.task}")

@@ -31,7 +31,7 @@ from typing import Any
 
 from torch import nn
 
-from .files import atomic_write
+from .files import atomic_write, regular_file
 
 # The feed-forward activations (RecBole's hidden_act names) and the torch module each one builds.
 ACTIVATIONS: dict[str, type[nn.Module]] = {
@@ -306,39 +306,195 @@ class BERT4RecConfig:
 
     @classmethod
     def load(cls, path: str | Path) -> "BERT4RecConfig":
-        """Read a config written by :meth:`save` (or by hand) from JSON or YAML."""
-        path = Path(path)
-        if not path.exists():
-            raise FileNotFoundError(f"config file {path} does not exist.")
-        if path.is_dir():
-            raise ValueError(f"config file {path} is a folder; give the path of a .json, .yaml or .yml file.")
-        if path.suffix not in (".yaml", ".yml", ".json"):
-            raise ValueError(f"cannot read config {path}: use a .json, .yaml or .yml file.")
-        try:
-            text = path.read_text(encoding="utf-8")
-        except UnicodeDecodeError:
-            raise ValueError(f"config file {path} is not text (not UTF-8); write it as JSON or YAML.") from None
-        if path.suffix == ".json":
-            try:
-                values = json.loads(text)
-            except json.JSONDecodeError as error:
-                raise ValueError(f"config file {path} is not valid JSON: {error.msg} at line {error.lineno}, "
-                                 f"column {error.colno}; fix it (e.g. quotes around keys, no trailing commas).") from None
-        else:
-            import yaml
+        """Read a config written by :meth:`save` (or by hand) from JSON or YAML (:func:`read_config_file`)."""
+        return cls.from_dict(read_config_file(path))
 
+
+# A config file is a few dozen lines: these limits only stop what would hang or crash the reader.
+MAX_CONFIG_BYTES = 1 << 20
+MAX_CONFIG_DEPTH = 32
+MAX_INT_DIGITS = 100
+JSON_TYPES = (dict, list, str, int, float, bool, type(None))
+
+
+def _short(text: Any, limit: int = 80) -> str:
+    """``repr`` of a piece of the input, cut to ``limit`` characters: a message stays one readable line."""
+    shown = repr(text)
+    return shown if len(shown) <= limit else shown[:limit - 1] + "…"
+
+
+class _BigNumber(Exception):
+    def __init__(self, digits: str) -> None:
+        self.digits = digits
+
+
+def _json_int(digits: str) -> int:
+    if len(digits.lstrip("+-")) > MAX_INT_DIGITS:
+        raise _BigNumber(digits)
+    return int(digits)
+
+
+def _json_object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in values:
+            raise ValueError(f"duplicate key {_short(key)}")
+        values[key] = value
+    return values
+
+
+def _strict_yaml_loader():
+    """A ``yaml.SafeLoader`` that reads numbers as JSON does (plain decimal integers; no YAML 1.1 octal ``010``,
+    sexagesimal ``1:30``, hex or underscores, which are refused), refuses anchors/aliases (``&``/``*``: a "billion
+    laughs" file), duplicate keys and nesting deeper than ``MAX_CONFIG_DEPTH``."""
+    import yaml
+
+    class StrictLoader(yaml.SafeLoader):
+        _depth = 0
+
+        def compose_node(self, parent, index):
+            event = self.peek_event()
+            if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None) is not None:
+                raise yaml.composer.ComposerError(None, None, "anchors and aliases (& and *) are not allowed in a "
+                                                  "config file; write the values out", event.start_mark)
+            self._depth += 1
+            if self._depth > MAX_CONFIG_DEPTH:
+                raise yaml.composer.ComposerError(None, None, f"nested deeper than {MAX_CONFIG_DEPTH} levels",
+                                                  event.start_mark)
             try:
-                values = yaml.safe_load(text)
-            except yaml.YAMLError as error:
-                where = getattr(error, "problem_mark", None)
-                at = f" at line {where.line + 1}, column {where.column + 1}" if where is not None else ""
-                problem = getattr(error, "problem", None) or type(error).__name__
-                raise ValueError(f"config file {path} is not valid YAML: {problem}{at}; fix it (one "
-                                 "'option: value' per line).") from None
-            values = {} if values is None else values
-        if not isinstance(values, dict):
-            raise ValueError(f"config file {path} must hold a mapping of option: value, got {type(values).__name__}.")
-        return cls.from_dict(values)
+                return super().compose_node(parent, index)
+            finally:
+                self._depth -= 1
+
+        def construct_mapping(self, node, deep=False):
+            if not isinstance(node, yaml.MappingNode):
+                return super().construct_mapping(node, deep)
+            self.flatten_mapping(node)
+            values: dict[Any, Any] = {}
+            for key_node, value_node in node.value:
+                key = self.construct_object(key_node, deep=True)
+                try:
+                    hash(key)
+                except TypeError:
+                    raise yaml.constructor.ConstructorError(None, None, "a key must be a string",
+                                                            key_node.start_mark) from None
+                if key in values:
+                    raise yaml.constructor.ConstructorError(None, None, f"duplicate key {_short(key)}",
+                                                            key_node.start_mark)
+                try:
+                    values[key] = self.construct_object(value_node, deep=deep)
+                except yaml.constructor.ConstructorError as error:
+                    if error.context is None and isinstance(key, str):
+                        error.context, error.context_mark = f"the value of {key}", None
+                    raise
+            return values
+
+    StrictLoader.yaml_implicit_resolvers = {
+        first: [(tag, regexp) for tag, regexp in resolvers if tag not in ("tag:yaml.org,2002:int", "tag:yaml.org,2002:bool")]
+        for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()}
+    StrictLoader.add_implicit_resolver("tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"),
+                                       list("tTfF"))
+    StrictLoader.add_implicit_resolver("tag:yaml.org,2002:int", re.compile(r"^[-+]?(?:0|[1-9][0-9]*)$"),
+                                       list("-+0123456789"))
+    ambiguous = re.compile(r"""^(?:[-+]?0[0-9_]+|[-+]?0[xXbBoO][0-9a-fA-F_]+|[-+]?[0-9][0-9_]*(?::[0-5]?[0-9])+(?:\.[0-9_]*)?
+                               |[-+]?[1-9][0-9]*(?:_[0-9]+)+|yes|Yes|YES|no|No|NO|on|On|ON|off|Off|OFF)$""", re.X)
+    StrictLoader.add_implicit_resolver("tag:minibert4rec,2024:ambiguous", ambiguous, list("-+0123456789yYnNoO"))
+    for first in list("-+0123456789yYnNoO"):  # ours first: the YAML 1.1 float resolver would read 1:30.5 as 90.5
+        resolvers = StrictLoader.yaml_implicit_resolvers[first]
+        resolvers.sort(key=lambda r: r[0] != "tag:minibert4rec,2024:ambiguous")
+
+    def refuse_ambiguous(loader, node):
+        raise yaml.constructor.ConstructorError(
+            None, None, f"{node.value!r} is read differently by YAML 1.1 (octal 010 = 8, sexagesimal 1:30 = 90, hex, "
+            "underscores, yes/no/on/off = booleans); write a plain decimal number or true/false, or quote it for a "
+            "string", node.start_mark)
+
+    def big_int(loader, node):
+        if len(node.value.lstrip("+-")) > MAX_INT_DIGITS:
+            raise yaml.constructor.ConstructorError(None, None, f"an integer of {len(node.value):,} digits is too "
+                                                    "long", node.start_mark)
+        return int(node.value)
+
+    StrictLoader.add_constructor("tag:minibert4rec,2024:ambiguous", refuse_ambiguous)
+    StrictLoader.add_constructor("tag:yaml.org,2002:int", big_int)
+    return StrictLoader
+
+
+def _check_json_types(value: Any, where: str, depth: int = 0) -> None:
+    """Refuse what JSON cannot hold (dates, binary, sets ...) and nesting deeper than ``MAX_CONFIG_DEPTH``."""
+    if depth > MAX_CONFIG_DEPTH:
+        raise ValueError(f"{where} is nested deeper than {MAX_CONFIG_DEPTH} levels")
+    if not isinstance(value, JSON_TYPES):
+        raise ValueError(f"{where} is a {type(value).__name__} ({_short(value, 40)}); a config holds only strings, "
+                         "numbers, booleans, null, lists and mappings (quote a date to keep it as text)")
+    if isinstance(value, dict):
+        for key, item in value.items():
+            _check_json_types(item, f"{where}.{key}" if where else str(key), depth + 1)
+    elif isinstance(value, list):
+        for number, item in enumerate(value):
+            _check_json_types(item, f"{where}[{number}]", depth + 1)
+
+
+def read_config_file(path: str | Path) -> dict[str, Any]:
+    """The ``option: value`` mapping of a .json/.yaml/.yml config file, strictly read: a regular file of at most
+    ``MAX_CONFIG_BYTES``, no duplicate keys, JSON's number rules in YAML too, no anchors/aliases, only JSON types,
+    nesting of at most ``MAX_CONFIG_DEPTH`` levels. Every problem is one ``ValueError`` naming the file."""
+    path = regular_file(path, "config file")
+    if path.suffix not in (".yaml", ".yml", ".json"):
+        raise ValueError(f"cannot read config {path}: use a .json, .yaml or .yml file.")
+    if path.stat().st_size > MAX_CONFIG_BYTES:
+        raise ValueError(f"config file {path} is {path.stat().st_size:,} bytes; a config file is a few dozen lines "
+                         f"(at most {MAX_CONFIG_BYTES:,} bytes are read).")
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError:
+        raise ValueError(f"config file {path} is not text (not UTF-8); write it as JSON or YAML.") from None
+    try:
+        if path.suffix == ".json":
+            values = _read_json(path, text)
+        else:
+            values = _read_yaml(path, text)
+    except RecursionError:
+        raise ValueError(f"config file {path} is nested too deeply (at most {MAX_CONFIG_DEPTH} levels).") from None
+    if not isinstance(values, dict):
+        raise ValueError(f"config file {path} must hold a mapping of option: value, got {type(values).__name__}.")
+    try:
+        _check_json_types(values, "")
+    except ValueError as error:
+        raise ValueError(f"config file {path}: {error}.") from None
+    return values
+
+
+def _read_json(path: Path, text: str) -> Any:
+    try:
+        return json.loads(text, object_pairs_hook=_json_object, parse_int=_json_int)
+    except json.JSONDecodeError as error:
+        raise ValueError(f"config file {path} is not valid JSON: {error.msg} at line {error.lineno}, "
+                         f"column {error.colno}; fix it (e.g. quotes around keys, no trailing commas).") from None
+    except _BigNumber as big:
+        at = text.find(big.digits)
+        key = re.findall(r'"([^"\\]{1,80})"\s*:', text[max(0, at - 2000):at])
+        where = f" (option {key[-1]})" if key else ""
+        raise ValueError(f"config file {path}: the integer{where} has {len(big.digits):,} digits; at most "
+                         f"{MAX_INT_DIGITS} are accepted.") from None
+    except ValueError as error:  # a duplicate key
+        raise ValueError(f"config file {path}: {error}; each option may appear once.") from None
+
+
+def _read_yaml(path: Path, text: str) -> Any:
+    import yaml
+
+    try:
+        values = yaml.load(text, Loader=_strict_yaml_loader())  # noqa: S506 (a SafeLoader subclass)
+    except yaml.YAMLError as error:
+        where = getattr(error, "problem_mark", None)
+        at = f" at line {where.line + 1}, column {where.column + 1}" if where is not None else ""
+        problem = getattr(error, "problem", None) or type(error).__name__
+        context = getattr(error, "context", None)
+        of = f" ({context})" if context and context.startswith("the value of") else ""
+        raise ValueError(f"config file {path} is not valid YAML: {problem}{of}{at}; fix it (one "
+                         "'option: value' per line).") from None
+    return {} if values is None else values
 
 
 def _describe(rule: Rule, kind: str) -> str:

@@ -39,7 +39,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .files import MANIFEST, atomic_write, file_hash, read_manifest, write_manifest
+from .files import MANIFEST, atomic_write, file_hash, read_manifest, regular_file, write_manifest
 
 GROUPLENS = "https://files.grouplens.org/datasets/movielens/"
 # Second source for ml-100k: RecBole's wheel on PyPI carries it in RecBole's "atomic" format. Downloaded, never installed.
@@ -214,8 +214,8 @@ def _fetch(url: str, sha256: str, dest: Path, progress: bool) -> None:
 def _pip_download(requirement: str, dest_dir: Path, progress: bool) -> Path:
     """``pip download`` one wheel (no dependencies, never installed) into ``dest_dir``; return its path."""
     command = [sys.executable, "-m", "pip", "download", requirement, "--no-deps", "--only-binary=:all:",
-               "-d", str(dest_dir)] + ([] if progress else ["-q"])
-    done = subprocess.run(command, capture_output=not progress, text=True)
+               "-d", str(dest_dir), "-q", "--disable-pip-version-check"]
+    done = subprocess.run(command, capture_output=True, text=True)  # pip's own lines are noise here
     wheels = sorted(dest_dir.glob("*.whl"))
     if done.returncode != 0 or not wheels:
         raise ConnectionError(f"`{' '.join(command[2:])}` failed: {(done.stderr or '').strip()[-300:]}")
@@ -325,12 +325,19 @@ def download(name: str, data_dir: str | Path = "data", progress: bool = True, so
     sources = ([lambda: _from_grouplens(spec, data_dir, progress)] if source != "recbole" else [])
     if name == "ml-100k" and source != "grouplens":
         sources.append(lambda: _from_recbole_wheel(data_dir, progress))
+    names = ([f"GroupLens ({spec.url})"] if source != "recbole" else []) + (
+        [f"the {RECBOLE_WHEEL} wheel on PyPI"] if name == "ml-100k" and source != "grouplens" else [])
     for number, fetch in enumerate(sources):
+        if progress:
+            print(f"downloading {name} from {names[number]}" + (
+                f" (GroupLens failed: {_short(str(failures[-1]), 160)})" if failures else ""), file=sys.stderr, flush=True)
         try:
             fetch()
         except (ConnectionError, ChecksumError) as error:
             failures.append(error)
             continue
+        if progress:
+            print(f"{name}: got it from {names[number]}", file=sys.stderr, flush=True)
         found = _cached(wanted, folder)
         assert found is not None
         verify_dataset_files(spec, found)
@@ -380,8 +387,24 @@ FORMATS: dict[str, tuple[str, list[str] | None]] = {
 ALIASES = {"userid": "user", "user_id": "user", "movieid": "item", "item_id": "item", "itemid": "item"}
 
 
+BOM = b"\xef\xbb\xbf"
+
+
+def _short(text: str, limit: int = 80) -> str:
+    """``repr`` of a piece of a file, cut to ``limit`` characters: a message about a 5 MB line stays one line."""
+    shown = repr(text)
+    return shown if len(shown) <= limit else shown[:limit - 1] + "…"
+
+
+def _encoding(path: Path) -> str:
+    """latin-1 (the GroupLens files; every byte is a character), or utf-8-sig for a file that starts with a UTF-8
+    byte order mark, which would otherwise become part of the first user id ('ï»¿1')."""
+    with open(path, "rb") as f:
+        return "utf-8-sig" if f.read(3) == BOM else "latin-1"
+
+
 def _first_line(path: Path) -> tuple[int, str]:
-    with open(path, encoding="latin-1") as f:
+    with open(path, encoding=_encoding(path), errors="replace") as f:
         for number, line in enumerate(f, 1):
             if line.strip():
                 return number, line.rstrip("\n")
@@ -400,7 +423,7 @@ def detect_format(path: str | Path) -> str:
         return "ratings.dat"
     if len(first.split()) in (2, 4):
         return "u.data" if len(first.split()) == 4 else "user item"
-    raise ValueError(f"{path}, line {number}: cannot tell the format from {first!r}; expected 'user item', "
+    raise ValueError(f"{path}, line {number}: cannot tell the format from {_short(first)}; expected 'user item', "
                      "'user<TAB>item<TAB>rating<TAB>timestamp', 'user::item::rating::timestamp', a ratings.csv or .inter.")
 
 
@@ -416,39 +439,43 @@ def _header_names(path: Path, sep: str) -> list[str]:
 def _first_bad_line(path: Path, sep: str, names: list[str], skip: int, numeric_ids: bool) -> str | None:
     """Slow but exact: walk the file and describe the first line that does not fit ``names``."""
     kinds = {"rating": float, "timestamp": float} | ({"user": int, "item": int} if numeric_ids else {})
-    with open(path, encoding="latin-1") as f:
+    with open(path, encoding=_encoding(path), errors="replace") as f:
         for number, line in enumerate(f, 1):
             if number <= skip or not line.strip():
                 continue
             fields = line.split() if sep == r"\s+" else line.rstrip("\r\n").split(sep)
             if len(fields) != len(names):
                 return (f"{path}, line {number}: expected {len(names)} fields ({', '.join(names)}), found "
-                        f"{len(fields)} in {line.rstrip()!r}; the file is truncated or malformed.")
+                        f"{len(fields)} in {_short(line.rstrip())}; the file is truncated or malformed.")
             for name, value in zip(names, fields):
                 try:
                     kinds.get(name, str)(value)
                 except ValueError:
                     what = "an integer" if kinds[name] is int else "a number"
-                    return f"{path}, line {number}: {name} {value!r} is not {what}; the file is malformed."
+                    return f"{path}, line {number}: {name} {_short(value)} is not {what}; the file is malformed."
     return None
 
 
 def read_interactions(path: str | Path) -> pd.DataFrame:
-    """Read one interactions file (any format in FORMATS) -> DataFrame with columns user, item, timestamp (int64).
+    """Read one interactions file (any format in FORMATS) -> DataFrame with columns user, item, timestamp (int64,
+    or float64 when some timestamp is fractional, so that 1.2 still sorts before 1.7).
 
-    Files without times ('user item' lines, an .inter with no timestamp) get timestamp = line order.
+    Files without times ('user item' lines, an .inter with no timestamp) get timestamp = line order. Timestamps
+    must be finite numbers that int64 can hold; ids too large for int64 are kept as text.
     """
     path = Path(path)
-    if not path.is_file():
+    if not path.exists():
         raise FileNotFoundError(f"{path} does not exist.")
+    regular_file(path, "interactions file")
     fmt = detect_format(path)
+    encoding = _encoding(path)
     sep, names = FORMATS[fmt]
     skip = int(names is None)
     names = names or _header_names(path, sep)
     wanted = [c for c in ("user", "item", "timestamp") if c in names]
     source: Any = path
     if sep == "::":  # pandas' fast C parser takes one-character separators only
-        source, sep = StringIO(path.read_text(encoding="latin-1").replace("::", "\t")), "\t"
+        source, sep = StringIO(path.read_text(encoding=encoding).replace("::", "\t")), "\t"
 
     def read(id_dtype: str) -> pd.DataFrame:
         dtypes = {"user": id_dtype, "item": id_dtype, "timestamp": "float64"}
@@ -457,19 +484,39 @@ def read_interactions(path: str | Path) -> pd.DataFrame:
         with warnings.catch_warnings():  # a line with too many fields must fail, not be cut short
             warnings.simplefilter("error", pd.errors.ParserWarning)
             return pd.read_csv(source, sep=sep, header=None, names=names, skiprows=skip, index_col=False,
-                               dtype={c: dtypes[c] for c in wanted}, encoding="latin-1", engine="c")[wanted]
+                               dtype={c: dtypes[c] for c in wanted}, encoding=encoding, engine="c")[wanted]
 
     try:
         df = read("int64")
+    except OverflowError:  # ids above 2**63: kept as text (ids are labels, never used as numbers)
+        df = read("str")
     except (ValueError, pd.errors.ParserError, pd.errors.ParserWarning) as error:
         problem = _first_bad_line(path, FORMATS[fmt][0], names, skip, numeric_ids=fmt != "recbole")
         if problem or fmt != "recbole":
-            raise ValueError(problem or f"{path} could not be read: {error}") from None
-        df = read("str")  # RecBole tokens need not be numbers
+            if problem is None and ("too large" in str(error).lower() or "overflow" in str(error).lower()):
+                df = read("str")  # ids above 2**63: kept as text
+            else:
+                raise ValueError(problem or f"{path} could not be read: {_short(str(error), 200)}") from None
+        else:
+            df = read("str")  # RecBole tokens need not be numbers
     if df.isna().any().any() or len(df) == 0:
         raise ValueError(_first_bad_line(path, FORMATS[fmt][0], names, skip, False) or f"{path} holds no interactions.")
-    df["timestamp"] = df["timestamp"].astype("int64") if "timestamp" in df else np.arange(len(df), dtype=np.int64)
+    df["timestamp"] = _timestamps(path, df["timestamp"]) if "timestamp" in df else np.arange(len(df), dtype=np.int64)
     return df[["user", "item", "timestamp"]]
+
+
+def _timestamps(path: Path, times: pd.Series) -> pd.Series:
+    """int64 timestamps when they are all integers, float64 when some are fractional (never truncated: 1.2 and 1.7
+    must not tie); an infinite or out-of-range one (1e30 would wrap to int64's minimum and sort first) is refused."""
+    values = times.to_numpy(dtype="float64")
+    bad = ~np.isfinite(values) | (np.abs(values) >= 2.0**63)
+    if bad.any():
+        row = int(np.flatnonzero(bad)[0])
+        raise ValueError(f"{path}: timestamp {float(values[row])!r} (interaction {row + 1}) is not a finite time that a "
+                         "64-bit integer can hold; fix the file.")
+    if np.all(values == np.floor(values)):
+        return times.astype("int64")
+    return times.astype("float64")
 
 
 def _raw_id(token: str) -> int | str:
@@ -486,7 +533,7 @@ def read_titles(path: str | Path) -> dict[int | str, str]:
         return dict(zip(movies["movieId"].tolist(), movies["title"].tolist()))
     data, titles = path.read_bytes(), {}
     try:
-        lines = data.decode("utf-8").splitlines()
+        lines = data.decode("utf-8-sig").splitlines()
     except UnicodeDecodeError:  # the GroupLens files are latin-1
         lines = data.decode("latin-1").splitlines()
     if not lines:
@@ -498,7 +545,7 @@ def read_titles(path: str | Path) -> dict[int | str, str]:
             continue
         fields = line.split(sep)
         if len(fields) < (len(header) if header else 2):
-            raise ValueError(f"{path}, line {number}: expected item id{sep}title{sep}..., found {line!r}; the file is "
+            raise ValueError(f"{path}, line {number}: expected item id{sep}title{sep}..., found {_short(line)}; the file is "
                              "truncated or malformed.")
         if header:
             row = dict(zip(header, fields))
@@ -526,6 +573,8 @@ def _locate(dataset: str | Path, data_dir: str | Path) -> tuple[Path, Path | Non
             raise FileNotFoundError(f"folder {path} holds no known interactions file ({', '.join(p for p, _ in pairs)}).")
         _verify_if_known(path.resolve().name, found)
         return found[0], found[1], path.name
+    if path.exists():
+        regular_file(path, "interactions file")  # a FIFO would block, /dev/zero never end
     if not path.is_file():
         if isinstance(dataset, str) and not any(c in dataset for c in "/\\."):
             dataset_spec(dataset)  # raises: unknown dataset name
@@ -555,7 +604,7 @@ def load_interactions(dataset: str | Path, data_dir: str | Path = "data") -> pd.
     Columns user, item, timestamp (int64, raw ids); ``df.attrs["titles"]`` (raw item id -> title) and
     ``df.attrs["name"]``.
     """
-    path, titles, name = _locate(dataset, data_dir)
+    path, titles, name = _locate(dataset, "data" if data_dir is None else data_dir)
     df = read_interactions(path)
     df.attrs.update(name=name, titles=read_titles(titles) if titles else {}, path=str(path))
     return df
@@ -578,7 +627,7 @@ def load_interactions(dataset: str | Path, data_dir: str | Path = "data") -> pd.
 #   [opt]  optimization.py: AdamW, weight decay 0.01 (LayerNorm and bias excluded), clip norm 5.0, linear decay;
 #   [T1], [T2]  Sun et al. 2019, Table 1 (statistics) and Table 2 (BERT4Rec's row: sampled protocol, the test
 #          item among 100 negatives drawn by popularity). The ML-1m row is the one benchmarks/reproduce.py has
-#          always used; Beauty's HR@10 / NDCG@10 are the ones issue 12 quotes; the other cells were copied from
+#          always used; Beauty's HR@10 / NDCG@10 are the ones measured runs were compared with; the other cells were copied from
 #          the paper's Table 2 -- check them against the PDF before publishing a claim that depends on a digit.
 # Note: the authors' mask_prob (1.0) is the share of masked positions that become [mask] (BERT's 80/10/10 rule
 # with 100/0/0), not a share of mask-last samples; the mask-last share follows from dupe_factor (1 in 11).
@@ -590,7 +639,7 @@ _AUTHORS_COMMON: dict[str, Any] = {
     "last_item_ratio": round(1 / 11, 4),  # [gen] dupe_factor = 10 Cloze copies + 1 mask-last per window
     "include_valid_in_train": True,  # [gen]
     "output_bias_init": "zeros",  # the authors' output bias starts at 0 (run.py, get_masked_lm_output)
-    # options the lead wires into BERT4RecConfig (issue 15): the authors' choices
+    # the authors' choices of the BERT4RecConfig options below
     "position_counting": "left",  # [gen] right padding, positions counted from the first item
     "masking": "fixed",  # [gen] exactly min(max_predictions, max(1, round(len * mask_ratio))) masks per window
 }
@@ -631,7 +680,7 @@ class Preset:
 _RECIPE_LONG = {"batch_size": 32, "learning_rate": 2e-3, "warmup_steps": 500, "hidden_dropout_prob": 0.1,
                 "attn_dropout_prob": 0.1, "last_item_ratio": 0.1, "weight_decay": 0.0, "epochs": 105,
                 "output_bias_init": "popularity"}
-# short histories, 54k items (issue 12's measured Beauty runs): batch 64 (batch 32 cost 1.7x per sequence), lr 2e-3
+# short histories, 54k items (measured Beauty runs): batch 64 (batch 32 cost 1.7x per sequence), lr 2e-3
 # (4e-3 stayed on the popularity plateau for 10 epochs), dropout 0.1 (the paper's 0.5 / 0.2 was worse within 26
 # minutes). The output bias starts at ZERO, the paper's: the log-popularity start that helps ML-1m leave its plateau
 # hurts Beauty (H200, 10-epoch schedule, seed 0, test sampled NDCG@10 0.172 with zeros vs 0.124 with popularity;

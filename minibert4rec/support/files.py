@@ -19,9 +19,11 @@ the group and others, like any download.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import shutil
+import stat
 import tempfile
 from pathlib import Path
 from typing import BinaryIO, Callable
@@ -49,6 +51,45 @@ def _fsync_folder(folder: Path) -> None:
         os.close(fd)
 
 
+class WriteError(ValueError):
+    """A file could not be written (read-only folder, full disk, no permission ...): one line naming the path and
+    the cause; a ``ValueError``, what the command line reports as one line."""
+
+
+def _write_error(dest: Path, error: BaseException) -> WriteError | None:
+    """The one-line error for a failed write of ``dest``, or None when ``error`` is not a write failure."""
+    code = getattr(error, "errno", None)
+    text = str(error)
+    if code is None and isinstance(error, RuntimeError) and ("file write failed" in text or "errno 28" in text.lower()
+                                                             or "No space left" in text):
+        code = errno.ENOSPC
+    if not isinstance(error, OSError) and code is None:
+        return None
+    causes = {errno.ENOSPC: "the disk is full", errno.EROFS: "the file system is read-only",
+              errno.EACCES: "permission denied", errno.EPERM: "permission denied", errno.EDQUOT: "the disk quota is exceeded"}
+    cause = causes.get(code) or (os.strerror(code) if isinstance(code, int) else text) or type(error).__name__
+    return WriteError(f"cannot write {dest}: {cause}; free some space, or choose a writable folder.")
+
+
+def regular_file(path: str | Path, what: str = "file") -> Path:
+    """``path`` if it is a regular file (after following links); else a one-line ``ValueError`` /
+    ``FileNotFoundError``: a FIFO, a device (/dev/zero) or a folder would block, never end, or fail later."""
+    path = Path(path)
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{what} {path} does not exist.") from None
+    except OSError as error:
+        raise ValueError(f"{what} {path} cannot be read ({error.strerror or error}).") from None
+    if stat.S_ISDIR(mode):
+        raise ValueError(f"{what} {path} is a folder; give the path of a file.")
+    if not stat.S_ISREG(mode):
+        kind = "a FIFO (named pipe)" if stat.S_ISFIFO(mode) else "a device" if (stat.S_ISCHR(mode) or stat.S_ISBLK(
+            mode)) else "a socket" if stat.S_ISSOCK(mode) else "not a regular file"
+        raise ValueError(f"{what} {path} is {kind}; give a regular file.")
+    return path
+
+
 def atomic_write(dest: str | Path, data: bytes | str | None = None, *, copy_from: str | Path | None = None,
                  writer: Callable[[BinaryIO], None] | None = None) -> Path:
     """Write ``dest`` atomically and durably; return it. Give exactly one of:
@@ -62,8 +103,11 @@ def atomic_write(dest: str | Path, data: bytes | str | None = None, *, copy_from
     if sum(x is not None for x in (data, copy_from, writer)) != 1:
         raise ValueError("atomic_write needs exactly one of data, copy_from or writer.")
     dest = Path(dest)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=TMP_SUFFIX)
+    try:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=TMP_SUFFIX)
+    except OSError as error:
+        raise _write_error(dest, error) from None  # type: ignore[misc]
     try:
         with os.fdopen(fd, "wb") as out:
             if copy_from is not None:
@@ -77,8 +121,11 @@ def atomic_write(dest: str | Path, data: bytes | str | None = None, *, copy_from
             os.fsync(out.fileno())
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp made it 0600
         os.replace(tmp, dest)
-    except BaseException:
+    except BaseException as error:
         Path(tmp).unlink(missing_ok=True)
+        translated = None if isinstance(error, WriteError) else _write_error(dest, error)
+        if translated is not None:
+            raise translated from None
         raise
     _fsync_folder(dest.parent)
     return dest

@@ -1,0 +1,207 @@
+"""Every fast path is the plain computation it replaces: same numbers (cross-entropy), same distribution
+(dropout, the popularity sampler). The plain versions: ``F.dropout``, ``F.cross_entropy`` on the full logits,
+``metrics.sample_negatives_gumbel``."""
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from minibert4rec.fast import cross_entropy as fast_ce
+from minibert4rec.fast.dropout import Dropout, dropout, dropout_mask
+from minibert4rec.fast.sampler import sample_negatives
+from minibert4rec.metrics import sample_negatives_gumbel
+
+
+def gen(seed: int = 0) -> torch.Generator:
+    return torch.Generator().manual_seed(seed)
+
+
+# ----------------------------------------------------------------------------- dropout
+@pytest.mark.parametrize("p", [0.1, 0.2, 0.5])
+def test_dropout_mask_drops_p_and_keeps_the_expectation(p):
+    """P(dropped) = round(p * 65536) / 65536, within 5 standard errors; the scale makes E[out] = x exactly."""
+    dropped, scale = dropout_mask((1000, 1000), p, generator=gen(0))
+    p_used = round(p * 65536) / 65536
+    assert abs(p_used - p) < 1e-5 and scale == pytest.approx(1 / (1 - p_used), rel=1e-12)
+    frac = dropped.float().mean().item()
+    assert abs(frac - p_used) < 5 * (p_used * (1 - p_used) / 1e6) ** 0.5
+    # neighbouring lanes of one 64-bit word are independent: no correlation between consecutive elements
+    flat = dropped.flatten().float()
+    assert abs(torch.corrcoef(torch.stack([flat[:-1], flat[1:]]))[0, 1].item()) < 0.01
+
+
+@pytest.mark.parametrize("p", [0.1, 0.25, 0.5])
+def test_cpu_dropout_has_torch_dropouts_keep_rate_and_exact_survivor_scaling(p):
+    """Against ``F.dropout`` on the same input: the same keep rate (within sampling error), every survivor exactly
+    ``x / (1 - p_used)``, every other element exactly 0, and the same mean."""
+    x = torch.rand(800, 500, generator=gen(2)) + 0.5  # no zeros: a 0 in the output means "dropped"
+    torch.manual_seed(3)
+    ours = dropout(x, p)
+    theirs = F.dropout(x, p, training=True)
+    p_used = round(p * 65536) / 65536
+    kept = ours != 0
+    assert torch.equal(ours[kept], x[kept] * (65536 / (65536 - round(p * 65536))))  # exact, not approximate
+    assert torch.allclose(ours[kept], x[kept] / (1 - p_used), rtol=1e-6)
+    se = (p * (1 - p) / x.numel()) ** 0.5
+    keep_ours, keep_theirs = kept.double().mean().item(), (theirs != 0).double().mean().item()
+    assert abs(keep_ours - (1 - p_used)) < 5 * se and abs(keep_ours - keep_theirs) < 7 * se
+    assert ours.mean().item() == pytest.approx(theirs.mean().item(), rel=0.01)
+    assert ours.mean().item() == pytest.approx(x.mean().item(), rel=0.01)
+
+
+def test_dropout_layer_is_seeded_by_the_global_generator_and_identity_in_eval():
+    x = torch.randn(50, 20, generator=gen(4))
+    layer = Dropout(0.3).train()
+    torch.manual_seed(1)
+    out = layer(x)
+    assert not torch.equal(out, x)
+    torch.manual_seed(1)
+    assert torch.equal(out, layer(x))  # the global generator: seeded runs (and resumed checkpoints) repeat
+    assert torch.equal(layer.eval()(x), x)
+    assert torch.equal(dropout(x, 0.0), x)
+    with pytest.raises(ValueError, match="p=1.0"):
+        Dropout(1.0)
+
+
+# ----------------------------------------------------------------------------- cross-entropy
+def _plain_and_sliced(h, w, b, targets, rows_per_slice: int | None, monkeypatch):
+    """Loss and gradients of F.cross_entropy on the full logits, and of linear_cross_entropy."""
+    if rows_per_slice is not None:
+        monkeypatch.setattr(fast_ce, "CHUNK_BYTES", 4 * w.shape[0] * rows_per_slice)
+    results = []
+    for sliced in (False, True):
+        leaves = [t.clone().requires_grad_() for t in (h, w, b)]
+        loss = (fast_ce.linear_cross_entropy(*leaves, targets) if sliced
+                else F.cross_entropy(leaves[0] @ leaves[1].T + leaves[2], targets))
+        (3 * loss).backward()  # the incoming gradient (3) scales the stored ones
+        results.append((loss.detach(), *(t.grad for t in leaves)))
+    return results
+
+
+@pytest.mark.parametrize("m,n,d,rows_per_slice", [(37, 500, 8, 5), (37, 500, 8, None), (1, 3, 4, 1), (64, 50, 16, 7)])
+def test_linear_cross_entropy_equals_cross_entropy_with_its_gradients(m, n, d, rows_per_slice, monkeypatch):
+    """Float64, random inputs: loss, dL/dh, dL/dW, dL/db equal to 1e-6; sliced into several chunks (the last one
+    short) when ``rows_per_slice`` is set, one chunk otherwise."""
+    g = gen(m + n)
+    h, w, b = (torch.randn(*s, generator=g, dtype=torch.float64) for s in ((m, d), (n, d), (n,)))
+    targets = torch.randint(0, n, (m,), generator=g)
+    plain, sliced = _plain_and_sliced(h, w, b, targets, rows_per_slice, monkeypatch)
+    for name, a, c in zip(("loss", "dh", "dW", "db"), plain, sliced):
+        assert a.dtype == c.dtype == torch.float64
+        assert torch.allclose(a, c, rtol=0, atol=1e-6), (name, (a - c).abs().max())
+
+
+def test_model_takes_the_sliced_path_above_the_threshold_with_the_same_loss(monkeypatch):
+    """Above LARGE_LOGITS_BYTES (monkeypatched small) BERT4Rec.loss calls linear_cross_entropy; same loss, same
+    gradients as below it."""
+    from minibert4rec.model import BERT4Rec, ModelConfig
+
+    torch.manual_seed(0)
+    model = BERT4Rec(ModelConfig(hidden_size=16, inner_size=32, max_seq_length=8), 20).eval()
+    x = torch.tensor([[0, 0, 3, 21, 5, 6, 21, 8], [1, 21, 3, 4, 21, 21, 7, 8]])
+    labels = torch.tensor([[0, 0, 0, 4, 0, 0, 7, 0], [0, 2, 0, 0, 5, 6, 0, 0]])
+    plain = model.loss(x, labels)
+    plain.backward()
+    want = [p.grad.clone() for p in model.parameters()]
+    model.zero_grad()
+    monkeypatch.setattr(fast_ce, "LARGE_LOGITS_BYTES", 0)  # every batch is "large"
+    monkeypatch.setattr(fast_ce, "CHUNK_BYTES", 4 * 20 * 3)  # 3 rows per slice
+    calls = []
+    original = fast_ce.linear_cross_entropy
+    monkeypatch.setattr(fast_ce, "linear_cross_entropy", lambda *a: calls.append(1) or original(*a))
+    sliced = model.loss(x, labels)
+    sliced.backward()
+    assert calls == [1]
+    assert torch.allclose(plain, sliced, rtol=0, atol=1e-6)
+    for p, g in zip(model.parameters(), want):
+        assert torch.allclose(p.grad, g, rtol=0, atol=1e-6)
+
+
+def test_sampled_softmax_with_every_item_as_negative_is_the_full_softmax():
+    g = gen(1)
+    m, n, d = 11, 40, 6
+    h, w, b = (torch.randn(*s, generator=g, dtype=torch.float64, requires_grad=True) for s in ((m, d), (n, d), (n,)))
+    targets = torch.randint(0, n, (m,), generator=g)
+    full = F.cross_entropy(h @ w.T + b, targets)
+    everything = fast_ce.sampled_softmax_loss(h, w, b, targets, torch.randperm(n, generator=g))  # any order
+    assert torch.allclose(full, everything.double(), atol=1e-6)
+    # fewer negatives: a smaller partition function, so a smaller loss; gradients reach h, w and b
+    few = fast_ce.sampled_softmax_loss(h, w, b, targets, torch.arange(5))
+    assert few.item() < full.item()
+    few.backward()
+    assert all(t.grad is not None and t.grad.abs().sum() > 0 for t in (h, w, b))
+
+
+# ----------------------------------------------------------------------------- popularity sampler
+def _plackett_luce_pairs(weights: dict[int, float]) -> dict[tuple[int, int], float]:
+    """Exact probability of each ordered pair (first, second) drawn without replacement proportional to weight."""
+    total = sum(weights.values())
+    return {(i, j): wi / total * wj / (total - wi) for i, wi in weights.items() for j, wj in weights.items() if i != j}
+
+
+@pytest.mark.parametrize("max_rounds", [0, 1, 8, None])  # 0 = the Gumbel fallback alone; 1 = rejection, then
+@pytest.mark.parametrize("counts", [[0, 1, 2, 4, 8, 30, 5, 3], [0, 1, 1, 1, 10**6, 2, 3, 1]])  # fallback; None = plain
+def test_ordered_pairs_match_plackett_luce_exactly(max_rounds, counts):
+    """Every ordered pair (column 0, column 1) has its exact Plackett-Luce probability, for the fast sampler and the
+    plain one; the target (item 6) and the excluded item 7 are never drawn. The second count vector is so skewed
+    that rejection stalls after item 4."""
+    counts = torch.tensor(counts)
+    draws = 12_000
+    args = (counts, torch.full((draws,), 6), 2)
+    if max_rounds is None:
+        neg = sample_negatives_gumbel(*args, exclude=[[7, 0]] * draws, generator=gen(29))
+    else:
+        neg = sample_negatives(*args, exclude=[[7, 0]] * draws, generator=gen(30 + max_rounds), max_rounds=max_rounds)
+    allowed = {i: float(counts[i]) for i in range(1, 6)}
+    exact = _plackett_luce_pairs(allowed)
+    observed = {pair: 0 for pair in exact}
+    for a, b in neg.tolist():
+        observed[(a, b)] += 1  # a KeyError here = a forbidden or repeated item
+    # chi-square over the pairs expected at least 5 times; the rare ones pooled into one cell
+    big = [p for p in exact if exact[p] * draws >= 5]
+    obs = [observed[p] for p in big] + [draws - sum(observed[p] for p in big)]
+    exp = [exact[p] * draws for p in big] + [draws * (1 - sum(exact[p] for p in big))]
+    cells = [(o, e) for o, e in zip(obs, exp) if e > 0]
+    chi2 = sum((o - e) ** 2 / e for o, e in cells)
+    dof = len(cells) - 1
+    assert chi2 < dof + 4.5 * math.sqrt(2 * dof) + 10  # ~ the 99.99% quantile: fails for a biased sampler
+
+
+def test_fast_sampler_inclusion_frequencies_match_the_gumbel_reference():
+    """On a 400-item Zipf catalogue with per-row exclusions, the rejection sampler includes every item as often as
+    the Gumbel-top-k reference, within sampling error (two-proportion z-scores)."""
+    n_items, rows, k = 400, 6000, 40
+    counts = torch.cat([torch.zeros(1), 5000.0 / torch.arange(1, n_items + 1)]).round().long()  # Zipf, item 1 top
+    targets = torch.full((rows,), 7)
+    exclude = [[1, 2, 3, 50]] * rows  # the three most popular items are off limits for everybody
+    fast = sample_negatives(counts, targets, k, exclude=exclude, generator=gen(40))
+    ref = sample_negatives_gumbel(counts, targets, k, exclude=exclude, generator=gen(41))
+    for neg in (fast, ref):
+        assert not torch.isin(neg, torch.tensor([0, 1, 2, 3, 7, 50])).any()
+        assert (neg.sort(dim=1).values.diff(dim=1) > 0).all()  # distinct
+    p_fast = torch.bincount(fast.flatten(), minlength=n_items + 1).double() / rows
+    p_ref = torch.bincount(ref.flatten(), minlength=n_items + 1).double() / rows
+    pooled = (p_fast + p_ref) / 2
+    se = (2 * pooled * (1 - pooled) / rows).sqrt()
+    z = torch.where(se > 0, (p_fast - p_ref) / se.clamp_min(1e-12), torch.zeros_like(se))
+    assert z.abs().max() < 4.5  # 400 z-scores: a max above 4.5 has probability < 0.3% under equal distributions
+    # and the first column (one popularity draw) is the same, too: compare the mean rank of the first item
+    assert fast[:, 0].double().mean().item() == pytest.approx(ref[:, 0].double().mean().item(), rel=0.06)
+
+
+# ----------------------------------------------------------------------------- training windows
+@pytest.mark.parametrize("max_len,step", [(5, 2), (5, 5), (4, 1), (8, 3)])
+def test_training_windows_equal_sliding_windows_left_padded(max_len, step):
+    """All users' windows at once equal the plain loop: sliding_windows of each history, then left_pad."""
+    from minibert4rec.fast.windows import training_windows
+    from minibert4rec.masking import left_pad, sliding_windows
+
+    g = gen(max_len * 10 + step)
+    lengths = torch.randint(0, 20, (60,), generator=g).tolist() + [1, max_len, max_len + 1, 2 * max_len + step]
+    seqs = [torch.randint(1, 31, (n,), generator=g).tolist() for n in lengths]
+    windows, owner = training_windows(seqs, max_len, step, n_items=30)
+    plain = [(u, w) for u, s in enumerate(seqs) for w in sliding_windows(s, max_len, step)]
+    assert torch.equal(windows, left_pad([w for _, w in plain], max_len))
+    assert owner.tolist() == [u for u, _ in plain]
