@@ -140,7 +140,7 @@ def main() -> None:
     report["load_average_after"] = os.getloadavg()
     out = ROOT / "benchmarks" / "results" / f"ddp_scaling_{args.device}.json"
     atomic_write(out, json.dumps(report, indent=2) + "\n")
-    print(f"wrote {out}")
+    print(f"wrote {out.relative_to(ROOT)}")
 
 
 if __name__ == "__main__":

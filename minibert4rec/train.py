@@ -342,8 +342,8 @@ def train(
         state = load_checkpoint(init_from, map_location=device)
         check_checkpoint_data(state, data, f"checkpoint {init_from}", sequences=False)
         model.load_state_dict(state["best_model"] or state["model"])  # raises if the architecture differs
-    planning = plan_schedule and time_budget_s is not None
-    if planning and run.planned_epochs is not None:  # resumed: the same plan as before the interruption
+    planning = plan_schedule or run.planned_epochs is not None  # a resumed planned run keeps its plan
+    if run.planned_epochs is not None:  # resumed: the same plan as before the interruption
         replan_scheduler(scheduler, config, steps_per_epoch * run.planned_epochs)
 
     epoch, last_epoch = run.start_epoch, min(config.epochs, stop_after_epoch or config.epochs)
@@ -352,7 +352,7 @@ def train(
                           device=device, bf16=bf16, parallel=parallel, progress=progress, elapsed=run.elapsed,
                           epochs=run.planned_epochs if planning else None)
         run.elapsed = row["elapsed_seconds"]
-        if planning and epoch <= 3:  # time the first epochs, then let the decay end with the budget
+        if planning and time_budget_s is not None and epoch <= 3:  # time the first epochs, then plan the decay
             # (epoch_seconds is the same number on every rank under torchrun, so every rank plans alike)
             run.planned_epochs = plan_epochs(time_budget_s, [r["epoch_seconds"] for r in run.history] +
                                              [row["epoch_seconds"]], config.epochs)

@@ -22,13 +22,14 @@ import pytest
 import torch
 
 from minibert4rec import distributed
-from minibert4rec.support.config import BERT4RecConfig
 from minibert4rec.data import load_dataset, synthetic_sequences
 from minibert4rec.distributed import shard_rows
-from minibert4rec.evaluate import negative_counts
+from minibert4rec.evaluate import evaluate, negative_counts
 from minibert4rec.masking import ClozeDataset
 from minibert4rec.model import BERT4Rec
-from minibert4rec.train import evaluate, load_checkpoint, train
+from minibert4rec.support.checkpoint import load_checkpoint
+from minibert4rec.support.config import BERT4RecConfig
+from minibert4rec.train import train
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).parent))

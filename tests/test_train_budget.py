@@ -73,3 +73,12 @@ def test_a_planned_run_resumes_with_its_plan(monkeypatch, tmp_path):
     assert len(resumed.history) == len(whole.history) == 6
     assert resumed.history["lr"].tolist() == pytest.approx(whole.history["lr"].tolist())
     assert resumed.history["train_loss"].tolist() == pytest.approx(whole.history["train_loss"].tolist())
+
+
+def test_the_command_line_refuses_a_budget_that_is_not_positive(tmp_path):
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-m", "minibert4rec", "train", "--dataset", "ml-100k", "--budget-minutes",
+                           "0", "--out", str(tmp_path / "run")], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and "--budget-minutes" in done.stderr and "Traceback" not in done.stderr

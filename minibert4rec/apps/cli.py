@@ -360,8 +360,12 @@ def _train_into(args: argparse.Namespace, out: Path, config: BERT4RecConfig, dat
         print(f"resuming {out} after epoch {state['epoch']} of {config.epochs}")
     if parallel.is_main:
         print(f"training BERT4Rec on {data.name}: {data.n_users:,} users, {data.n_items:,} items -> {out}")
+    budget = getattr(args, "budget_minutes", None)
+    if budget is not None and not (budget > 0 and budget < float("inf")):
+        raise ValueError(f"--budget-minutes {budget} must be a positive number of minutes.")
     result = train(config, data, out_dir=out, resume_from=resume_from, progress=not args.quiet,
-                   dataset_info=dataset_info)
+                   dataset_info=dataset_info, time_budget_s=budget * 60 if budget else None,
+                   plan_schedule=budget is not None)
     parallel.close()
     if not parallel.is_main:  # every rank holds the same results; rank 0 writes and prints them
         return 0
@@ -526,6 +530,9 @@ def build_parser() -> argparse.ArgumentParser:
                            help="continue the unfinished run in --out from its last checkpoint, with its config")
             p.add_argument("--overwrite", action="store_true",
                            help="replace the run in --out (without it, train refuses to touch an existing run)")
+            p.add_argument("--budget-minutes", type=float, default=None, metavar="X",
+                           help="train for about X minutes: the first epochs are timed, then the learning-rate decay "
+                                "is planned to end when the time is up (--epochs is then the most it may plan)")
         else:
             p.add_argument("--out", help="output folder (default: runs/tune-DATASET)")
         p.add_argument("--quiet", action="store_true", help="no progress bars")

@@ -1,5 +1,5 @@
 """Notebook 08 (distributed training): the exercises on sharding a batch across processes and scaling the
-learning rate with the batch, with their check and hints. ``shard_rows`` is compared with
+learning rate with the batch, what extra processes buy, with their check and hints. ``shard_rows`` is compared with
 ``distributed.shard_rows``.
 """
 
@@ -29,6 +29,11 @@ EXERCISES: list[Exercise] = [
              ("Compare the global batches: which runs take the same optimizer steps?",
               "A larger global batch means fewer steps per epoch: plot NDCG@10 against epochs and against steps.",
               "Then change only the learning rate of the larger batch and compare again.")),
+    Exercise("explore_ddp_speed", "08", "explore",
+             "4 processes on this CPU vs 1 (same threads in total), and 2 GPUs vs 1: seconds per epoch and curves?",
+             ("Count the cores: how many threads can run at the same moment, whatever the number of processes?",
+              "Each extra rank adds an all-reduce partner and a copy of the program; what does it add in compute?",
+              "On GPUs, each rank brings its own device: which part of the epoch shrinks, and which does not?")),
 ]
 
 
