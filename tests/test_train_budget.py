@@ -82,3 +82,15 @@ def test_the_command_line_refuses_a_budget_that_is_not_positive(tmp_path):
     done = subprocess.run([sys.executable, "-m", "minibert4rec", "train", "--dataset", "ml-100k", "--budget-minutes",
                            "0", "--out", str(tmp_path / "run")], capture_output=True, text=True, timeout=120)
     assert done.returncode == 2 and "--budget-minutes" in done.stderr and "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize("cores, load, expected", [(2, 1.0, 2), (2, 1.6, 1), (2, 0.1, 2), (8, 3.0, 4), (8, 7.8, 4),
+                                                   (1, 1.0, 1)])
+def test_notebook_threads_every_core_only_on_an_idle_machine(monkeypatch, cores, load, expected):
+    from minibert4rec.support import runtime
+
+    monkeypatch.setattr("os.cpu_count", lambda: cores)
+    monkeypatch.setattr("os.getloadavg", lambda: (load, load, load))
+    threads, why = runtime.notebook_threads()
+    assert threads == expected
+    assert ("idle" in why) == (load <= cores - 0.5)

@@ -106,7 +106,8 @@ def notebook_threads() -> tuple[int, str]:
 
     On an idle machine every core helps a large model (ML-1m, L = 200: about 39 s per epoch with 2 threads against
     63 s with 1 on a 2-core CPU, ``benchmarks/results/plateau/``). On a busy one the package default
-    (:func:`default_threads`) is faster. "Idle" means a 1-minute load average below 0.5 before training starts.
+    (:func:`default_threads`) is faster. "Idle" means a 1-minute load average of at most ``cores - 0.5``: the
+    notebook's own kernel, busy with the cells before, counts for about 1, so anything above that is other work.
     """
     import os
 
@@ -115,7 +116,7 @@ def notebook_threads() -> tuple[int, str]:
         load = os.getloadavg()[0]
     except (AttributeError, OSError):  # not available on Windows
         return default_threads(), "the package default (half the cores): the machine's load is unknown"
-    if load < 0.5:
+    if load <= cores - 0.5:
         n = max(1, min(4, cores))
         return n, f"every core, up to 4 ({n}): the machine is idle (load {load:.2f})"
     return default_threads(), f"the package default, half the cores ({default_threads()}): the machine is busy (load {load:.2f})"
