@@ -71,7 +71,7 @@ def run_all(args: argparse.Namespace) -> list[dict]:
             command = [sys.executable, str(ROOT / "benchmarks/reproduce.py"), "--dataset", args.dataset,
                        "--data-dir", args.data_dir, "--seed", str(seed), "--threads", str(threads),
                        "--epochs", str(args.epochs), "--eval-every", "1", "--eval-users", str(args.eval_users),
-                       "--time-budget-minutes", str(args.budget_minutes), "--out", str(path),
+                       "--time-budget-minutes", str(args.budget_minutes), "--cut-at-budget", "--out", str(path),
                        "--checkpoint-dir", str(out_dir / f"ck_seed{seed}_threads{threads}"), *args.extra]
             print(f"start seed {seed}, {threads} thread(s): {' '.join(command[1:])}", flush=True)
             running.append((subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL), path, threads))
