@@ -10,7 +10,12 @@ model and protocol, the recipe's defaults) once per (seed, threads) pair, each i
 the min / median / max over seeds of
 
 * the training time to leave the plateau: the first evaluation with test sampled NDCG@10 >= 0.20;
-* the training time to reach the paper's row (test sampled HR@10 >= 0.6970 and NDCG@10 >= 0.4818 together).
+* the training time to reach the paper's row (test sampled HR@10 >= 0.6970 and NDCG@10 >= 0.4818 together);
+* the training time to reach full-ranking NDCG@10 >= 0.162 with seen items removed (the field's protocol; RecTools'
+  BERT4Rec reports 0.1618 on this file).
+
+``--schedule planned`` plans the learning-rate decay to end with ``--budget-minutes`` (what a user with that much
+time should run); the default, ``cut``, stops a longer schedule at the budget (how the earlier tables were made).
 
 Evaluations happen at epoch ends (on a fixed sample of ``--eval-users`` test users), so a time is the end of the
 first epoch past the line: an upper bound, within one epoch. A run that never gets there within the budget counts
@@ -71,7 +76,8 @@ def run_all(args: argparse.Namespace) -> list[dict]:
             command = [sys.executable, str(ROOT / "benchmarks/reproduce.py"), "--dataset", args.dataset,
                        "--data-dir", args.data_dir, "--seed", str(seed), "--threads", str(threads),
                        "--epochs", str(args.epochs), "--eval-every", "1", "--eval-users", str(args.eval_users),
-                       "--time-budget-minutes", str(args.budget_minutes), "--cut-at-budget", "--out", str(path),
+                       "--time-budget-minutes", str(args.budget_minutes),
+                       *(["--cut-at-budget"] if args.schedule == "cut" else []), "--out", str(path),
                        "--checkpoint-dir", str(out_dir / f"ck_seed{seed}_threads{threads}"), *args.extra]
             print(f"start seed {seed}, {threads} thread(s): {' '.join(command[1:])}", flush=True)
             running.append((subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL), path, threads))
@@ -97,6 +103,10 @@ def main() -> None:
     parser.add_argument("--budget-minutes", type=float, default=6.0, help="training time per run")
     parser.add_argument("--epochs", type=int, default=60,
                         help="the schedule's length (the learning rate decays to 0 at its end), not the budget")
+    parser.add_argument("--schedule", choices=("cut", "planned"), default="cut",
+                        help="cut (default): the --epochs schedule, stopped after the epoch that passes the budget; "
+                             "planned: the learning-rate decay is planned to end with the budget (--epochs is then "
+                             "the most it may plan)")
     parser.add_argument("--eval-users", type=int, default=1000)
     parser.add_argument("--parallel", type=int, default=2, help="one-thread runs at a time")
     parser.add_argument("--parallel-all", action="store_true",
@@ -122,6 +132,8 @@ def main() -> None:
         rows.append({"threads": threads, "seeds": sorted(r["config"]["seed"] for r in runs),
                      "leave_plateau_minutes": summarize([r["test_leaves_plateau_at_seconds"] for r in runs]),
                      "paper_row_minutes": summarize([r["test_reaches_paper_at_seconds"] for r in runs]),
+                     "full_target_minutes": summarize([r.get("test_reaches_full_target_at_seconds") for r in runs]),
+                     "cpu_minutes": [round(r["cpu_seconds"] / 60, 2) for r in runs if "cpu_seconds" in r],
                      "final_test_sampled_HR@10": [round(r["test"]["sampled"]["HR@10"], 4) for r in runs],
                      "final_test_sampled_NDCG@10": [round(r["test"]["sampled"]["NDCG@10"], 4) for r in runs],
                      "final_test_full_filtered_NDCG@10": [round(r["test"]["full_filtered"]["NDCG@10"], 4) for r in runs],
@@ -132,19 +144,21 @@ def main() -> None:
                      "seconds_per_epoch": round(statistics.median(
                          c["epoch_seconds"] for r in runs for c in r["curve"]), 1)})
     summary = {"command": " ".join([Path(sys.executable).name] + sys.argv), "git_commit": git_commit(),
-               "machine": started, "budget_minutes": args.budget_minutes, "rows": rows,
+               "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "machine": started, "budget_minutes": args.budget_minutes, "rows": rows,
                "load_average_1min_at_end": round(os.getloadavg()[0], 2)}
     atomic_write((Path(args.out_dir) / "summary.json"), json.dumps(summary, indent=2) + "\n")
     fmt = lambda s: " / ".join("not reached" if s[k] is None else f"{s[k]:.1f}" for k in ("min", "median", "max"))  # noqa: E731
     print(f"\n{started['cpu']}, {args.budget_minutes:g} min of training per run (at most), minutes min / median / max")
     spread = lambda xs: " / ".join(f"{v:.4f}" for v in (min(xs), statistics.median(xs), max(xs))) if xs else "-"  # noqa: E731
-    print("| threads | seeds | leaves the plateau (NDCG@10 >= 0.20) | paper's row | final test sampled HR@10 | "
-          "sampled NDCG@10 | full NDCG@10 seen removed | seen kept | training min | s / epoch |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
+    print("| threads | seeds | leaves the plateau (NDCG@10 >= 0.20) | paper's row | full NDCG@10 seen removed >= 0.162 "
+          "| final test sampled HR@10 | sampled NDCG@10 | full NDCG@10 seen removed | seen kept | training min | "
+          "s / epoch |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     for row in rows:
         print(f"| {row['threads']} | {', '.join(map(str, row['seeds']))} | {fmt(row['leave_plateau_minutes'])} "
               f"({row['leave_plateau_minutes']['reached']}/{row['leave_plateau_minutes']['runs']}) | "
               f"{fmt(row['paper_row_minutes'])} ({row['paper_row_minutes']['reached']}/{row['paper_row_minutes']['runs']}) | "
+              f"{fmt(row['full_target_minutes'])} ({row['full_target_minutes']['reached']}/{row['full_target_minutes']['runs']}) | "
               f"{spread(row['final_test_sampled_HR@10'])} | {spread(row['final_test_sampled_NDCG@10'])} | "
               f"{spread(row['final_test_full_filtered_NDCG@10'])} | {spread(row['final_test_full_seen_kept_NDCG@10'])} | "
               f"{spread(row['train_minutes'])} | {row['seconds_per_epoch']} |")

@@ -1,0 +1,172 @@
+"""Which levers make a CPU training step faster? Each one measured on the same ML-1m batches.
+
+A training step of the paper's model (L = 200, hidden 64, 2 layers, 2 heads) is timed as the trainer runs it
+(``train.training_step``: forward, masked cross-entropy, backward, gradient clipping, AdamW, schedule), once per
+lever, everything else equal:
+
+* ``plain``: the trainer's default step (from-scratch attention in training, CPU dropout bits).
+* ``compile``: ``model.compile()`` (TorchInductor on the CPU), as ``--compile`` does; its compile time is
+  reported apart, the step time is the steady state after it.
+* ``fused attention, same dropout``: PyTorch's fused ``F.scaled_dot_product_attention`` in training, with the
+  paper's attention dropout drawn by the fused kernel.
+* ``fused attention, no attention dropout``: the same without attention dropout (not the paper's model: an upper
+  bound on what the fused kernel can give).
+* ``batch 64`` / ``batch 128``: more sequences per step (time per sequence is what counts for an epoch).
+
+For every lever the result gives milliseconds per step and per sequence, GFLOP/s (FLOPs of the plain step,
+counted by ``FlopCounterMode``) and the speed-up over ``plain`` in time per sequence. Batches keep their full
+width (L = 200, no length grouping), so that every lever sees the same shapes and the compiled model is not
+recompiled for each width; ML-1m's windows are 98% real items, so this is within 2% of the trainer's step.
+
+    python benchmarks/step_levers.py --threads 2 1 --steps 15 --out benchmarks/results/step_levers_ml1m_cpu.json
+
+Run it with nothing else on the machine; the load average before and after is recorded.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from common import git_commit, machine  # noqa: E402
+
+from minibert4rec import attention  # noqa: E402
+from minibert4rec.data import load_dataset  # noqa: E402
+from minibert4rec.masking import ClozeDataset  # noqa: E402
+from minibert4rec.model import BERT4Rec  # noqa: E402
+from minibert4rec.support.files import atomic_write  # noqa: E402
+from minibert4rec.support.runtime import run_sizes  # noqa: E402
+from minibert4rec.train import make_optimizer, make_scheduler, training_step  # noqa: E402
+
+LEVERS = ("plain", "compile", "fused attention, same dropout", "fused attention, no attention dropout",
+          "batch 64", "batch 128")
+
+
+class FusedInTraining:
+    """Within this block, attention takes PyTorch's fused kernel in training too (dropout drawn by that kernel)."""
+
+    def __enter__(self) -> None:
+        self.original = attention.MultiHeadAttention.forward
+
+        def forward(module, x, attn_mask=None, return_probs=False, fast=False, last_query_only=False):
+            if return_probs:
+                return self.original(module, x, attn_mask, return_probs, False, last_query_only)
+            q = attention.rearrange(module.q_proj(x), "b n (h d) -> b h n d", h=module.n_heads)
+            k, v = (attention.rearrange(p(x), "b n (h d) -> b h n d", h=module.n_heads)
+                    for p in (module.k_proj, module.v_proj))
+            p = module.attn_dropout_prob if module.training else 0.0
+            out = attention._fast_attention(q, k, v, attn_mask, p)
+            return module.out_proj(attention.rearrange(out, "b h n d -> b n (h d)")), None
+
+        attention.MultiHeadAttention.forward = forward
+
+    def __exit__(self, *exc) -> None:
+        attention.MultiHeadAttention.forward = self.original
+
+
+def make_batches(data, config, batch_size: int, n: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    dataset = ClozeDataset(data.split(True).train, config.max_seq_length, config.mask_ratio, data.mask_id,
+                           data.n_items, seed=0)
+    return [b for _, b in zip(range(n), dataset.batches(batch_size, epoch=1, group_by_length=False))]
+
+
+def measure(lever: str, threads: int, steps: int, data, config) -> dict:
+    torch.set_num_threads(threads)
+    torch.manual_seed(0)
+    batch_size = {"batch 64": 64, "batch 128": 128}.get(lever, config.batch_size)
+    n_steps = max(3, steps * config.batch_size // batch_size)  # about the same number of sequences per lever
+    if lever == "fused attention, no attention dropout":
+        config = config.replace(attn_dropout_prob=0.0)
+    model = BERT4Rec(config, data.n_items)
+    model.init_output_bias_from_popularity(data.item_counts(True))
+    optimizer = make_optimizer(model, config)
+    scheduler = make_scheduler(optimizer, config, 10_000)
+    batches = make_batches(data, config, batch_size, n_steps + 3)
+    warm, timed = batches[:3], batches[3:]
+    compile_seconds = None
+    if lever == "compile":
+        model.compile()
+    fused = FusedInTraining() if lever.startswith("fused") else None
+    if fused:
+        fused.__enter__()
+    try:
+        model.train()
+        t0 = time.perf_counter()
+        for inputs, labels in warm:
+            training_step(model.loss, model, optimizer, scheduler, inputs, labels, config, False)
+        if lever == "compile":
+            compile_seconds = round(time.perf_counter() - t0, 1)
+        cpu0, start = time.process_time(), time.perf_counter()
+        for inputs, labels in timed:
+            training_step(model.loss, model, optimizer, scheduler, inputs, labels, config, False)
+        wall, cpu = time.perf_counter() - start, time.process_time() - cpu0
+    finally:
+        if fused:
+            fused.__exit__(None, None, None)
+    sequences = sum(len(inputs) for inputs, _ in timed)
+    return {"lever": lever, "threads": threads, "batch_size": batch_size, "steps": len(timed),
+            "ms_per_step": round(1000 * wall / len(timed), 1),
+            "ms_per_sequence": round(1000 * wall / sequences, 3),
+            "cpu_seconds_per_wall_second": round(cpu / wall, 2),
+            "compile_and_warmup_seconds": compile_seconds}
+
+
+def plain_flops_per_sequence(data, config) -> float:
+    model = BERT4Rec(config, data.n_items)
+    batches = make_batches(data, config, config.batch_size, 4)
+    with FlopCounterMode(display=False) as counter:
+        for inputs, labels in batches:
+            model.loss(inputs, labels).backward()
+    return counter.get_total_flops() / sum(len(inputs) for inputs, _ in batches)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--threads", type=int, nargs="+", default=[2, 1])
+    parser.add_argument("--steps", type=int, default=15, help="timed steps at batch 32 (fewer at larger batches)")
+    parser.add_argument("--levers", nargs="+", default=list(LEVERS), choices=LEVERS, metavar="LEVER")
+    parser.add_argument("--dataset", default="ml-1m")
+    parser.add_argument("--data-dir", default=str(ROOT / "data"))
+    parser.add_argument("--out", default=str(ROOT / "benchmarks/results/step_levers_ml1m_cpu.json"))
+    args = parser.parse_args()
+    if args.steps < 1 or any(t < 1 for t in args.threads):
+        parser.error("--steps and every --threads value must be positive integers")
+    data = load_dataset(args.dataset, data_dir=args.data_dir)
+    config = run_sizes()["config"].replace(include_valid_in_train=True, device="cpu")
+    load_before = os.getloadavg()[0]
+    flops = plain_flops_per_sequence(data, config)
+    rows = []
+    for threads in args.threads:
+        plain_ms = None
+        for lever in args.levers:
+            row = measure(lever, threads, args.steps, data, config)
+            row["gflops_achieved"] = round(flops / (row["ms_per_sequence"] / 1000) / 1e9, 1)
+            if lever == "plain":
+                plain_ms = row["ms_per_sequence"]
+            row["speedup_vs_plain"] = round(plain_ms / row["ms_per_sequence"], 2) if plain_ms else None
+            print(row, flush=True)
+            rows.append(row)
+    payload = {"command": "python " + " ".join([str(Path(sys.argv[0]))] + sys.argv[1:]),
+               "git_commit": git_commit(), "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+               "machine": machine(), "dataset": args.dataset,
+               "model": {k: getattr(config, k) for k in ("max_seq_length", "hidden_size", "inner_size", "n_layers",
+                                                          "n_heads", "mask_ratio", "hidden_dropout_prob",
+                                                          "attn_dropout_prob")},
+               "gflop_per_sequence_plain": round(flops / 1e9, 3),
+               "load_average_1min_before": load_before, "load_average_1min_after": os.getloadavg()[0],
+               "rows": rows}
+    atomic_write(Path(args.out), json.dumps(payload, indent=1) + "\n")
+    print("wrote", args.out)
+
+
+if __name__ == "__main__":
+    main()
