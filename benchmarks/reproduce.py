@@ -132,6 +132,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     model.add_argument("--output-bias-init", choices=("popularity", "zeros"),
                        help="popularity (the recipe): the output bias starts at log item popularity; zeros: the paper's")
     model.add_argument("--norm-first", action="store_true", help="pre-LN blocks (not the paper's post-LN)")
+    model.add_argument("--causal", action="store_true",
+                       help="BERT4Rec's causal twin (SASRec-style, not the paper's model): the same encoder with "
+                            "left-to-right attention, trained to predict the next item at every position with the "
+                            "full cross-entropy over all items")
     model.add_argument("--masking", choices=("fixed", "independent"),
                        help="fixed (default, the authors'): exactly min(cap, round(L x ratio)) masks; independent: "
                             "a coin per item (RecBole's)")
@@ -217,7 +221,7 @@ def main(argv: list[str] | None = None) -> int:
           + (f" (paper, Table 1: {paper_stats['users']:,} / {paper_stats['items']:,} / {paper_stats['actions']:,})"
              if paper_stats else ""), flush=True)
     config = BERT4RecConfig(
-        hidden_act="gelu", eval_every=args.eval_every, device=args.device, compile=args.compile,
+        hidden_act="gelu", eval_every=args.eval_every, device=args.device, compile=args.compile, causal=args.causal,
         include_valid_in_train=args.protocol == "paper", norm_first=args.norm_first, seed=args.seed,
         eval_users=args.eval_users, threads=args.threads, **options,
         **{k: getattr(args, k) for k in ("masking", "max_predictions", "position_counting", "loss_negatives")
