@@ -13,12 +13,14 @@ lever, everything else equal:
   bound on what the fused kernel can give).
 * ``batch 64`` / ``batch 128``: more sequences per step (time per sequence is what counts for an epoch).
 
-For every lever the result gives milliseconds per step and per sequence, GFLOP/s (FLOPs of the plain step,
-counted by ``FlopCounterMode``) and the speed-up over ``plain`` in time per sequence. Batches keep their full
+Each lever is measured ``--repeats`` times (seeds 0, 1, 2, ...: other weights and other batches). For every lever
+the result gives milliseconds per sequence (min / median / max over the repeats) and per step, GFLOP/s (FLOPs of
+the plain step, counted by ``FlopCounterMode``, over the median time) and the speed-up of the median time per
+sequence over ``plain``'s. Batches keep their full
 width (L = 200, no length grouping), so that every lever sees the same shapes and the compiled model is not
 recompiled for each width; ML-1m's windows are 98% real items, so this is within 2% of the trainer's step.
 
-    python benchmarks/step_levers.py --threads 2 1 --steps 15 --out benchmarks/results/step_levers_ml1m_cpu.json
+    python benchmarks/step_levers.py --threads 2 1 --steps 15 --repeats 3 --out benchmarks/results/step_levers_ml1m_cpu.json
 
 Run it with nothing else on the machine; the load average before and after is recorded.
 """
@@ -28,6 +30,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -73,15 +76,15 @@ class FusedInTraining:
         attention.MultiHeadAttention.forward = self.original
 
 
-def make_batches(data, config, batch_size: int, n: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
+def make_batches(data, config, batch_size: int, n: int, seed: int = 0) -> list[tuple[torch.Tensor, torch.Tensor]]:
     dataset = ClozeDataset(data.split(True).train, config.max_seq_length, config.mask_ratio, data.mask_id,
-                           data.n_items, seed=0)
+                           data.n_items, seed=seed)
     return [b for _, b in zip(range(n), dataset.batches(batch_size, epoch=1, group_by_length=False))]
 
 
-def measure(lever: str, threads: int, steps: int, data, config) -> dict:
+def measure(lever: str, threads: int, steps: int, data, config, seed: int = 0) -> dict:
     torch.set_num_threads(threads)
-    torch.manual_seed(0)
+    torch.manual_seed(seed)
     batch_size = {"batch 64": 64, "batch 128": 128}.get(lever, config.batch_size)
     n_steps = max(3, steps * config.batch_size // batch_size)  # about the same number of sequences per lever
     if lever == "fused attention, no attention dropout":
@@ -90,7 +93,7 @@ def measure(lever: str, threads: int, steps: int, data, config) -> dict:
     model.init_output_bias_from_popularity(data.item_counts(True))
     optimizer = make_optimizer(model, config)
     scheduler = make_scheduler(optimizer, config, 10_000)
-    batches = make_batches(data, config, batch_size, n_steps + 3)
+    batches = make_batches(data, config, batch_size, n_steps + 3, seed)
     warm, timed = batches[:3], batches[3:]
     compile_seconds = None
     if lever == "compile":
@@ -113,14 +116,31 @@ def measure(lever: str, threads: int, steps: int, data, config) -> dict:
         if fused:
             fused.__exit__(None, None, None)
     sequences = sum(len(inputs) for inputs, _ in timed)
-    return {"lever": lever, "threads": threads, "batch_size": batch_size, "steps": len(timed),
+    return {"lever": lever, "threads": threads, "seed": seed, "batch_size": batch_size, "steps": len(timed),
             "ms_per_step": round(1000 * wall / len(timed), 1),
             "ms_per_sequence": round(1000 * wall / sequences, 3),
             "cpu_seconds_per_wall_second": round(cpu / wall, 2),
             "compile_and_warmup_seconds": compile_seconds}
 
 
+def summarize(runs: list[dict], flops: float, plain_median: float | None) -> dict:
+    """One row per (lever, threads): min / median / max over the repeats."""
+    per_sequence = sorted(r["ms_per_sequence"] for r in runs)
+    median = statistics.median(per_sequence)
+    return {"lever": runs[0]["lever"], "threads": runs[0]["threads"], "batch_size": runs[0]["batch_size"],
+            "repeats": len(runs), "steps_per_repeat": runs[0]["steps"],
+            "ms_per_sequence_min_median_max": [per_sequence[0], round(median, 3), per_sequence[-1]],
+            "ms_per_step_median": round(statistics.median(r["ms_per_step"] for r in runs), 1),
+            "gflops_achieved_at_median": round(flops / (median / 1000) / 1e9, 1),
+            "speedup_vs_plain_median": round(plain_median / median, 2) if plain_median else None,
+            "cpu_seconds_per_wall_second_median": statistics.median(r["cpu_seconds_per_wall_second"] for r in runs),
+            "compile_and_warmup_seconds": [r["compile_and_warmup_seconds"] for r in runs]
+            if runs[0]["compile_and_warmup_seconds"] is not None else None,
+            "runs": runs}
+
+
 def plain_flops_per_sequence(data, config) -> float:
+    torch.manual_seed(0)
     model = BERT4Rec(config, data.n_items)
     batches = make_batches(data, config, config.batch_size, 4)
     with FlopCounterMode(display=False) as counter:
@@ -133,28 +153,29 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--threads", type=int, nargs="+", default=[2, 1])
     parser.add_argument("--steps", type=int, default=15, help="timed steps at batch 32 (fewer at larger batches)")
+    parser.add_argument("--repeats", type=int, default=3, help="measurements per lever (seeds 0, 1, ...)")
     parser.add_argument("--levers", nargs="+", default=list(LEVERS), choices=LEVERS, metavar="LEVER")
     parser.add_argument("--dataset", default="ml-1m")
     parser.add_argument("--data-dir", default=str(ROOT / "data"))
     parser.add_argument("--out", default=str(ROOT / "benchmarks/results/step_levers_ml1m_cpu.json"))
     args = parser.parse_args()
-    if args.steps < 1 or any(t < 1 for t in args.threads):
-        parser.error("--steps and every --threads value must be positive integers")
+    if args.steps < 1 or args.repeats < 1 or any(t < 1 for t in args.threads):
+        parser.error("--steps, --repeats and every --threads value must be positive integers")
     data = load_dataset(args.dataset, data_dir=args.data_dir)
     config = run_sizes()["config"].replace(include_valid_in_train=True, device="cpu")
     load_before = os.getloadavg()[0]
     flops = plain_flops_per_sequence(data, config)
     rows = []
     for threads in args.threads:
-        plain_ms = None
+        runs: dict[str, list[dict]] = {lever: [] for lever in args.levers}
+        for seed in range(args.repeats):  # the levers interleaved, so that a slow minute hits every lever alike
+            for lever in args.levers:
+                runs[lever].append(measure(lever, threads, args.steps, data, config, seed))
+                print(runs[lever][-1], flush=True)
+        plain = statistics.median(r["ms_per_sequence"] for r in runs["plain"]) if "plain" in runs else None
         for lever in args.levers:
-            row = measure(lever, threads, args.steps, data, config)
-            row["gflops_achieved"] = round(flops / (row["ms_per_sequence"] / 1000) / 1e9, 1)
-            if lever == "plain":
-                plain_ms = row["ms_per_sequence"]
-            row["speedup_vs_plain"] = round(plain_ms / row["ms_per_sequence"], 2) if plain_ms else None
-            print(row, flush=True)
-            rows.append(row)
+            rows.append(summarize(runs[lever], flops, plain))
+            print({k: v for k, v in rows[-1].items() if k != "runs"}, flush=True)
     payload = {"command": "python " + " ".join([str(Path(sys.argv[0]))] + sys.argv[1:]),
                "git_commit": git_commit(), "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
                "machine": machine(), "dataset": args.dataset,

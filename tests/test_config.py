@@ -66,6 +66,20 @@ def test_dataset_switch_picks_the_data_and_its_sizes(monkeypatch):
     assert run_sizes()["smoke"] and run_sizes()["config"].epochs == 1 and run_sizes()["dataset"] == "ml-100k"
 
 
+def test_each_size_and_dataset_keeps_notebook05s_checkpoint_in_its_own_folder(monkeypatch):
+    """Running the tests (smoke size) must never overwrite a fully trained model that notebooks 06 and 07 read."""
+    from minibert4rec.support.runtime import _sizes_for
+
+    folders = {(name, smoke): _sizes_for(name, smoke)["run_dir"]
+               for name in ("ml-1m", "ml-100k", "ml-20m", "/some/where/my data.txt") for smoke in (False, True)}
+    full = {k: v for k, v in folders.items() if not k[1]}
+    assert full[("ml-1m", False)] == "../runs/notebook05"  # the folder the notebooks' prose names
+    assert len(set(full.values())) == len(full)  # one folder per data set at full size
+    assert all(v == "../runs/notebook05-smoke" for k, v in folders.items() if k[1])
+    assert "../runs/notebook05-smoke" not in full.values()
+    assert all(" " not in v and v.count("/") == 2 for v in folders.values())
+
+
 def test_threads_option(monkeypatch):
     import torch
 

@@ -7,6 +7,8 @@ a CI-sized smoke run and ``MINIBERT4REC_DATASET`` picks the dataset. ``set_threa
 from __future__ import annotations
 
 import os
+import re
+from pathlib import Path
 from typing import Any
 
 from .config import BERT4RecConfig
@@ -71,7 +73,9 @@ def run_sizes() -> dict[str, Any]:
     ``compare_epochs`` is for the short comparison runs of notebook 06; ``cpu_time_budget_s`` / ``gpu_time_budget_s`` are
     notebook 05's training time on a CPU / a GPU (its schedule is planned to end with it); ``compare_budget_s`` is the training time each model of notebook 06's
     equal-compute comparison gets; ``standalone_budget_s`` is what notebooks 06 and 07 spend training their own
-    smaller model when notebook 05's checkpoint is not there (a fresh Colab runtime).
+    smaller model when notebook 05's checkpoint is not there (a fresh Colab runtime). ``run_dir`` is where notebook
+    05 writes its checkpoint and 06 and 07 read it, relative to ``notebooks/``: a smoke run writes to its own
+    folder, so that running the tests never overwrites a fully trained model.
     """
     smoke, dataset = _environment()
     return _sizes_for(dataset, smoke)
@@ -84,7 +88,7 @@ def _sizes_for(dataset: str | None, smoke: bool) -> dict[str, Any]:
                                 warmup_steps=5, learning_rate=2e-3)
         return {"smoke": True, "dataset": dataset or "ml-100k", "config": config, "compare_epochs": 1,
                 "cpu_time_budget_s": 20, "gpu_time_budget_s": 20, "compare_budget_s": 15,
-                "standalone_budget_s": 15}
+                "standalone_budget_s": 15, "run_dir": "../runs/notebook05-smoke"}
     dataset = dataset or "ml-1m"
     if dataset in LONG_HISTORIES:
         # the paper's model with the CPU recipe (docs/differences.md): batch 32, lr 2e-3, 500 warm-up steps, the
@@ -93,12 +97,19 @@ def _sizes_for(dataset: str | None, smoke: bool) -> dict[str, Any]:
                                 epochs=60, learning_rate=2e-3, warmup_steps=500, output_bias_init="popularity")
         return {"smoke": False, "dataset": dataset, "config": config, "compare_epochs": 8,
                 "cpu_time_budget_s": 50 * 60, "gpu_time_budget_s": 10 * 60, "compare_budget_s": 6 * 60,
-                "standalone_budget_s": 5 * 60}
+                "standalone_budget_s": 5 * 60, "run_dir": _run_dir(dataset)}
     # short histories: the command line's defaults (python -m minibert4rec train --dataset ml-100k), L = 50;
     # on ml-100k an epoch takes seconds on a CPU, so the budget rarely acts
     return {"smoke": False, "dataset": dataset, "config": BERT4RecConfig(), "compare_epochs": 20,
             "cpu_time_budget_s": 300, "gpu_time_budget_s": 120, "compare_budget_s": 60,
-            "standalone_budget_s": 120}
+            "standalone_budget_s": 120, "run_dir": _run_dir(dataset)}
+
+
+def _run_dir(dataset: str) -> str:
+    """Notebook 05's checkpoint folder for a full-size run on ``dataset``: one folder per data set."""
+    if dataset == "ml-1m":
+        return "../runs/notebook05"
+    return "../runs/notebook05-" + re.sub(r"[^A-Za-z0-9_.-]", "_", Path(dataset).stem)
 
 
 def notebook_threads() -> tuple[int, str]:
