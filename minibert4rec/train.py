@@ -20,6 +20,8 @@ the docstring that says what it does and why.)
 
 from __future__ import annotations
 
+import math
+import statistics
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -83,14 +85,19 @@ def make_scheduler(optimizer: torch.optim.Optimizer, config: BERT4RecConfig,
 
 
 def plan_epochs(time_budget_s: float, epoch_seconds: list[float], max_epochs: int) -> int:
-    """How many epochs fit in ``time_budget_s`` seconds of training, judged by the epochs timed so far.
+    """How many epochs fit in ``time_budget_s`` seconds of training, judged by the epochs run so far.
 
     A schedule that decays to zero at its last step ends with a settled model; cutting a long schedule short
-    stops it while the learning rate is still high. So a time-budgeted run first times an epoch or two, then
-    plans its decay to end when the budget does (at most ``max_epochs``, at least the epochs already run).
+    stops it while the learning rate is still high. So a time-budgeted run plans its decay to end when the budget
+    does, and plans again after every epoch: the epochs already run, plus as many more as the time left holds at
+    the pace of the latest epochs (the median of the last three, so that one slow epoch does not move the plan).
+    Rounded to the nearest epoch, the run ends within about half an epoch of the budget, early or late. At most
+    ``max_epochs``, never fewer than the epochs already run.
     """
-    per_epoch = sum(epoch_seconds) / len(epoch_seconds)
-    return max(len(epoch_seconds), min(max_epochs, int(time_budget_s // per_epoch)))
+    done, spent = len(epoch_seconds), sum(epoch_seconds)
+    pace = statistics.median(epoch_seconds[-3:])  # seconds per epoch lately
+    more = math.floor(max(0.0, time_budget_s - spent) / pace + 0.5)
+    return max(done, min(max_epochs, done + more))
 
 
 def replan_scheduler(scheduler: torch.optim.lr_scheduler.LambdaLR, config: BERT4RecConfig, total_steps: int) -> None:
@@ -292,9 +299,9 @@ def train(
     schedule from ``config``) from the best weights of a checkpoint of the same model and data -- a second
     training phase, e.g. another warm-up and decay after a finished run; ``stop_after_epoch`` ends this call
     early (as a crash would), which the resume test uses; ``time_budget_s`` stops after the first epoch that ends
-    past that much training time; with ``plan_schedule=True`` the run instead times its first epochs and plans
-    the learning-rate decay to end when the budget does (:func:`plan_epochs`; ``config.epochs`` is then the
-    most it may plan). ``dataset_info`` (e.g. ``{"dataset": "ml-1m"}``) is stored in the checkpoint so
+    past that much training time; with ``plan_schedule=True`` the run instead times its epochs and plans the
+    learning-rate decay to end when the budget does, planning again after every epoch (:func:`plan_epochs`;
+    ``config.epochs`` is then the most it may plan). ``dataset_info`` (e.g. ``{"dataset": "ml-1m"}``) is stored in the checkpoint so
     that ``evaluate`` and ``recommend`` can reload the data.
 
     Under torchrun (a process group set up, e.g. by ``distributed.init_from_env``) every rank calls ``train``:
@@ -352,7 +359,7 @@ def train(
                           device=device, bf16=bf16, parallel=parallel, progress=progress, elapsed=run.elapsed,
                           epochs=run.planned_epochs if planning else None)
         run.elapsed = row["elapsed_seconds"]
-        if planning and time_budget_s is not None and epoch <= 3:  # time the first epochs, then plan the decay
+        if planning and time_budget_s is not None:  # plan the decay again from the epochs' times so far
             # (epoch_seconds is the same number on every rank under torchrun, so every rank plans alike)
             run.planned_epochs = plan_epochs(time_budget_s, [r["epoch_seconds"] for r in run.history] +
                                              [row["epoch_seconds"]], config.epochs)

@@ -15,11 +15,16 @@ SMALL = dict(hidden_size=16, inner_size=32, n_heads=2, max_seq_length=20, batch_
 
 
 def test_plan_epochs_by_hand():
-    assert plan_epochs(100.0, [10.0], max_epochs=50) == 10  # 100 s / 10 s per epoch
-    assert plan_epochs(100.0, [12.0, 8.0], max_epochs=50) == 10  # judged by the mean epoch
-    assert plan_epochs(100.0, [30.0], max_epochs=50) == 3  # the last one ends past the budget: int(100 // 30)
+    assert plan_epochs(100.0, [10.0], max_epochs=50) == 10  # 90 s left at 10 s per epoch: 9 more
+    assert plan_epochs(100.0, [12.0, 8.0], max_epochs=50) == 10  # 80 s left at the median pace, 10 s: 8 more
+    assert plan_epochs(100.0, [30.0], max_epochs=50) == 3  # 70 s left at 30 s: 2.33, rounded to 2 more
+    assert plan_epochs(100.0, [40.0], max_epochs=50) == 3  # 60 s left at 40 s: 1.5, rounded up: ends at 120 s
     assert plan_epochs(100.0, [1.0], max_epochs=7) == 7  # never more than config.epochs
     assert plan_epochs(5.0, [10.0, 10.0], max_epochs=50) == 2  # never fewer than the epochs already run
+    # the pace is the median of the last three epochs: one slow epoch does not move the plan ...
+    assert plan_epochs(100.0, [10.0, 10.0, 10.0, 30.0], max_epochs=50) == 8  # 40 s left at 10 s
+    # ... a lasting change does
+    assert plan_epochs(100.0, [10.0, 10.0, 20.0, 20.0], max_epochs=50) == 6  # 40 s left at 20 s
 
 
 class FakeClock:
@@ -44,6 +49,32 @@ def test_planned_schedule_ends_at_the_budget(monkeypatch, budget_s, expected_epo
     assert history["planned_epochs"].iloc[-1] == expected_epochs
     assert history["lr"].iloc[-1] == pytest.approx(0.0, abs=1e-12)  # the decay ended with the last epoch
     assert history["lr"].iloc[expected_epochs // 2] > 0.2 * config.learning_rate  # and not long before
+
+
+class SlowingClock:
+    """Epochs of 10 s, then of 20 s from the fourth on (another job takes a core, say). ``train_epoch`` reads the
+    clock twice per epoch, so epoch k ends at call 2k."""
+
+    def __init__(self):
+        self.now, self.calls = 0.0, 0
+
+    def perf_counter(self) -> float:
+        self.calls += 1
+        self.now += 10.0 if self.calls <= 6 else 20.0
+        return self.now
+
+
+def test_the_plan_follows_a_pace_that_changes(monkeypatch):
+    """Timed on the first epochs only, 10 s each, the plan would run 10 epochs: 170 s for a 100 s budget. Planned
+    again after every epoch, the run ends within half an epoch of the budget, and still with the rate at 0."""
+    data = synthetic_sequences(n_users=200, n_items=60, seed=0)
+    monkeypatch.setattr(train_module, "time", types.SimpleNamespace(perf_counter=SlowingClock().perf_counter))
+    history = train(BERT4RecConfig(**SMALL, epochs=100), data, progress=False, time_budget_s=100.0,
+                    plan_schedule=True).history
+    assert history["epoch_seconds"].tolist()[:4] == [10.0, 10.0, 10.0, 20.0]  # the clock does what it says
+    assert abs(history["elapsed_seconds"].iloc[-1] - 100.0) <= 20.0 / 2
+    assert history["planned_epochs"].iloc[3] > history["planned_epochs"].iloc[-1]  # the plan shrank
+    assert history["lr"].iloc[-1] == pytest.approx(0.0, abs=1e-12)
 
 
 def test_unplanned_budget_cuts_a_long_schedule_while_the_rate_is_high(monkeypatch):

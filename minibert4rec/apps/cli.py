@@ -531,8 +531,9 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--overwrite", action="store_true",
                            help="replace the run in --out (without it, train refuses to touch an existing run)")
             p.add_argument("--budget-minutes", type=float, default=None, metavar="X",
-                           help="train for about X minutes: the first epochs are timed, then the learning-rate decay "
-                                "is planned to end when the time is up (--epochs is then the most it may plan)")
+                           help="train for about X minutes: every epoch is timed, and the learning-rate decay "
+                                "is planned (and planned again after each epoch) to end when the time is up (--epochs is "
+                                "then the most it may plan)")
         else:
             p.add_argument("--out", help="output folder (default: runs/tune-DATASET)")
         p.add_argument("--quiet", action="store_true", help="no progress bars")
