@@ -150,8 +150,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     run.add_argument("--threads", type=int, default=0,
                      help="torch CPU threads (0 = the package's default_threads(): half the cores, at most 4)")
     run.add_argument("--budget-minutes", "--time-budget-minutes", dest="budget_minutes", type=float, default=None,
-                     help="plan the learning-rate schedule to end after this much training time: the first "
-                          "epochs are timed, then the decay is stretched or shortened to end with the budget "
+                     help="plan the learning-rate schedule to end after this much training time: every epoch "
+                          "is timed, and after each one the decay is stretched or shortened to end with the budget "
                           "(--epochs is then the most it may plan); see --cut-at-budget")
     run.add_argument("--cut-at-budget", action="store_true",
                      help="with --budget-minutes: keep the --epochs schedule and stop after the epoch that passes "
