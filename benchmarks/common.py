@@ -33,6 +33,14 @@ def machine() -> dict[str, str | int]:
     return info
 
 
+def provenance() -> dict[str, object]:
+    """The fields every result file starts with: the command as typed, the git commit, the date (UTC), the machine."""
+    import time
+
+    return {"command": "python " + " ".join([str(Path(sys.argv[0]))] + sys.argv[1:]), "git_commit": git_commit(),
+            "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "machine": machine()}
+
+
 def git_commit() -> str:
     try:
         return subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True,

@@ -26,7 +26,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
-from common import git_commit, machine  # noqa: E402
+from common import provenance  # noqa: E402
 
 from minibert4rec.data import load_dataset  # noqa: E402
 from minibert4rec.support.files import atomic_write  # noqa: E402
@@ -117,9 +117,7 @@ def main() -> None:
     rows = [profile(t, args.steps, args.batch_size, data, config) for t in args.threads]
     for row in rows:
         print(row)
-    payload = {"command": "python " + " ".join([str(Path(sys.argv[0]))] + sys.argv[1:]),
-               "git_commit": git_commit(), "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-               "machine": machine(), "dataset": args.dataset,
+    payload = {**provenance(), "dataset": args.dataset,
                "model": {k: getattr(config, k) for k in ("max_seq_length", "hidden_size", "inner_size", "n_layers",
                                                           "n_heads", "mask_ratio")},
                "load_average_1min_before": load_before, "load_average_1min_after": os.getloadavg()[0],

@@ -40,7 +40,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
-from common import git_commit, machine  # noqa: E402
+from common import provenance  # noqa: E402
 
 from minibert4rec import attention  # noqa: E402
 from minibert4rec.data import load_dataset  # noqa: E402
@@ -176,9 +176,7 @@ def main() -> None:
         for lever in args.levers:
             rows.append(summarize(runs[lever], flops, plain))
             print({k: v for k, v in rows[-1].items() if k != "runs"}, flush=True)
-    payload = {"command": "python " + " ".join([str(Path(sys.argv[0]))] + sys.argv[1:]),
-               "git_commit": git_commit(), "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-               "machine": machine(), "dataset": args.dataset,
+    payload = {**provenance(), "dataset": args.dataset,
                "model": {k: getattr(config, k) for k in ("max_seq_length", "hidden_size", "inner_size", "n_layers",
                                                           "n_heads", "mask_ratio", "hidden_dropout_prob",
                                                           "attn_dropout_prob")},
