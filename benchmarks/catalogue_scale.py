@@ -1,4 +1,4 @@
-"""Evaluation and training on a large catalogue (issue 12, items 3 and 4): Amazon Beauty, 54,542 items.
+"""Evaluation and training on a large catalogue: Amazon Beauty, 54,542 items.
 
 Three measurements, each saved in one JSON file (``benchmarks/results/catalogue_scale.json`` by default):
 

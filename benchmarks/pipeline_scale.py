@@ -18,8 +18,8 @@ folder, in ML-20m's own format (``ratings.csv``: userId,movieId,rating,timestamp
 
 Each stage reports its wall time, its CPU time (this process's; the honest number when other jobs share the
 cores) and its peak resident memory (VmHWM, reset before the stage through
-/proc/self/clear_refs where Linux allows it, else the process's peak so far -- the JSON says which). Targets
-(issue 12): peak RSS <= 8 GB, load + preprocess + split <= 2 minutes on a 2-core CPU.
+/proc/self/clear_refs where Linux allows it, else the process's peak so far -- the JSON says which). Targets:
+peak RSS <= 8 GB, load + preprocess + split <= 2 minutes on a 2-core CPU.
 
 The synthetic data: user lengths long-tailed (20 + a log-normal, scaled to the total; ML-20m's minimum is 20,
 its mean 144), item popularity log-normal with a capped head (the top item 0.34% of actions, about a quarter

@@ -149,7 +149,8 @@ def main() -> None:
     atomic_write((Path(args.out_dir) / "summary.json"), json.dumps(summary, indent=2) + "\n")
     fmt = lambda s: " / ".join("not reached" if s[k] is None else f"{s[k]:.1f}" for k in ("min", "median", "max"))  # noqa: E731
     print(f"\n{started['cpu']}, {args.budget_minutes:g} min of training per run (at most), minutes min / median / max")
-    spread = lambda xs: " / ".join(f"{v:.4f}" for v in (min(xs), statistics.median(xs), max(xs))) if xs else "-"  # noqa: E731
+    spread = lambda xs, digits=4: " / ".join(  # noqa: E731
+        f"{v:.{digits}f}" for v in (min(xs), statistics.median(xs), max(xs))) if xs else "-"
     print("| threads | seeds | leaves the plateau (NDCG@10 >= 0.20) | paper's row | full NDCG@10 seen removed >= 0.162 "
           "| final test sampled HR@10 | sampled NDCG@10 | full NDCG@10 seen removed | seen kept | training min | "
           "s / epoch |")
@@ -161,7 +162,7 @@ def main() -> None:
               f"{fmt(row['full_target_minutes'])} ({row['full_target_minutes']['reached']}/{row['full_target_minutes']['runs']}) | "
               f"{spread(row['final_test_sampled_HR@10'])} | {spread(row['final_test_sampled_NDCG@10'])} | "
               f"{spread(row['final_test_full_filtered_NDCG@10'])} | {spread(row['final_test_full_seen_kept_NDCG@10'])} | "
-              f"{spread(row['train_minutes'])} | {row['seconds_per_epoch']} |")
+              f"{spread(row['train_minutes'], 2)} | {row['seconds_per_epoch']} |")
 
 
 if __name__ == "__main__":
