@@ -47,7 +47,7 @@ def main() -> None:
                     xlabel="training time (minutes)", ylabel="NDCG@10 during training")
         # one entry per run (its colour) and one per line style; below the plot, so that no curve is covered
         styles = [Line2D([], [], color="0.3", marker=".", ms=3, label="solid: 100 sampled negatives"),
-                  Line2D([], [], color="0.3", ls=":", label="dotted: full ranking")]
+                  Line2D([], [], color="0.3", ls=":", label="dotted: full ranking, seen items kept")]
         handles = axes[0].get_legend_handles_labels()[0] + styles
         axes[0].legend(handles=handles, fontsize=7.5, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2,
                        frameon=False)
