@@ -40,7 +40,7 @@ from .support.config import BERT4RecConfig
 from .support.files import remove_stale_temporaries
 from .support.preflight import check_before_training, check_device
 from .support.progress import tqdm  # widgets in Jupyter with ipywidgets, else text; never a warning
-from .support.runtime import set_threads
+from .support.runtime import keeps_caller_threads, set_threads
 
 
 # ------------------------------------------------------------------------------------- 1. which device?
@@ -273,6 +273,7 @@ def final_evaluation(model: torch.nn.Module, data: SequenceData, config: BERT4Re
                  for name, split in splits.items())
 
 
+@keeps_caller_threads  # the config's threads hold during the run; the caller's come back after it
 def train(
     config: BERT4RecConfig,
     data: SequenceData,

@@ -205,3 +205,19 @@ def test_next_item_dataset_gives_the_causal_batches_of_before(data):
     assert [x[0].tolist() for x in dataset.batches(32, 3)] != [x[0].tolist() for x in dataset.batches(32, 4)]
     with pytest.raises(ValueError, match="outside 1..n_items"):
         NextItemDataset([[0, 1]], 8, n_items=10)
+
+
+def test_train_hands_back_the_callers_thread_count(data):
+    """A run with ``threads=1`` must not leave the caller (a notebook, a benchmark) on one thread afterwards."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        config = BERT4RecConfig(hidden_size=8, inner_size=16, n_heads=2, n_layers=1, max_seq_length=10, batch_size=64,
+                                epochs=1, device="cpu", threads=1, eval_negatives=20)
+        train(config, data, progress=False)
+        assert torch.get_num_threads() == 2
+        with pytest.raises(ValueError, match="eval_negatives=100"):  # an error after the threads were set, too
+            train(config.replace(eval_negatives=100), data, progress=False)
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)

@@ -1,7 +1,8 @@
 """How big a run is and how many CPU threads it uses: the one place that reads the environment.
 
 ``run_sizes`` gives the notebooks their dataset, model and time budgets; ``MINIBERT4REC_SMOKE=1`` shrinks them to
-a CI-sized smoke run and ``MINIBERT4REC_DATASET`` picks the dataset. ``set_threads`` sets torch's CPU threads.
+a CI-sized smoke run and ``MINIBERT4REC_DATASET`` picks the dataset. ``set_threads`` sets torch's CPU threads;
+``keeps_caller_threads`` hands them back when a function that set them returns.
 """
 
 from __future__ import annotations
@@ -32,6 +33,27 @@ def set_threads(threads: int = 0) -> int:
     n = threads or default_threads()
     torch.set_num_threads(n)
     return n
+
+
+def keeps_caller_threads(function):
+    """Decorate ``function`` so that torch's CPU thread count is, after it returns or raises, what it was before.
+
+    ``train`` sets the threads its config asks for; without this, a small run with ``threads=1`` would quietly
+    leave a notebook's later cells (and its final stamp) on one thread.
+    """
+    import functools
+
+    import torch
+
+    @functools.wraps(function)
+    def wrapper(*args, **kwargs):
+        before = torch.get_num_threads()
+        try:
+            return function(*args, **kwargs)
+        finally:
+            torch.set_num_threads(before)
+
+    return wrapper
 
 
 SMOKE_ENV_VAR = "MINIBERT4REC_SMOKE"
