@@ -13,11 +13,11 @@ lever, everything else equal:
   bound on what the fused kernel can give).
 * ``batch 64`` / ``batch 128``: more sequences per step (time per sequence is what counts for an epoch).
 
-Each lever is measured ``--repeats`` times (seeds 0, 1, 2, ...: other weights and other batches). For every lever
-the result gives milliseconds per sequence (min / median / max over the repeats) and per step, GFLOP/s (FLOPs of
-the plain step, counted by ``FlopCounterMode``, over the median time) and the speed-up of the median time per
-sequence over ``plain``'s. Batches keep their full
-width (L = 200, no length grouping), so that every lever sees the same shapes and the compiled model is not
+Each lever is measured ``--repeats`` times (seeds ``--first-seed``, +1, +2, ...: other weights and other
+batches). For every lever the result gives milliseconds per sequence (min / median / max over the repeats) and
+per step, GFLOP/s (FLOPs of the plain step, counted by ``FlopCounterMode``, over the median time) and the
+speed-up of the median time per sequence over ``plain``'s. Batches keep their full width (L = 200, no length
+grouping), so that every lever sees the same shapes and the compiled model is not
 recompiled for each width; ML-1m's windows are 98% real items, so this is within 2% of the trainer's step.
 
     python benchmarks/step_levers.py --threads 2 1 --steps 15 --repeats 3 --out benchmarks/results/step_levers_ml1m_cpu.json
@@ -154,6 +154,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, nargs="+", default=[2, 1])
     parser.add_argument("--steps", type=int, default=15, help="timed steps at batch 32 (fewer at larger batches)")
     parser.add_argument("--repeats", type=int, default=3, help="measurements per lever (seeds 0, 1, ...)")
+    parser.add_argument("--first-seed", type=int, default=0, help="the first repeat's seed (then +1, +2, ...)")
     parser.add_argument("--levers", nargs="+", default=list(LEVERS), choices=LEVERS, metavar="LEVER")
     parser.add_argument("--dataset", default="ml-1m")
     parser.add_argument("--data-dir", default=str(ROOT / "data"))
@@ -168,7 +169,8 @@ def main() -> None:
     rows = []
     for threads in args.threads:
         runs: dict[str, list[dict]] = {lever: [] for lever in args.levers}
-        for seed in range(args.repeats):  # the levers interleaved, so that a slow minute hits every lever alike
+        # the levers interleaved, so that a slow minute hits every lever alike
+        for seed in range(args.first_seed, args.first_seed + args.repeats):
             for lever in args.levers:
                 runs[lever].append(measure(lever, threads, args.steps, data, config, seed))
                 print(runs[lever][-1], flush=True)

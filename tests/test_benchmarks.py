@@ -126,3 +126,25 @@ def test_ddp_scaling_reports_the_first_time_each_level_is_reached():
                {"elapsed_seconds": 40.0, "valid_full_NDCG@10": 0.024}]
     reached = ddp_scaling.seconds_to_levels(history, levels=(0.015, 0.02, 0.03, 0.04))
     assert reached == {"0.015": 10.0, "0.02": 30.0, "0.03": 30.0, "0.04": None}  # the first crossing, not the last
+
+
+def test_thread_affinity_layouts_and_summary():
+    import thread_affinity as ta
+
+    names = [layout.name for layout in ta.layouts(cores=2)]
+    assert names == ["one process, 1 thread, unpinned", "one process, 1 thread, OMP bound",
+                     "one process, 2 threads, unpinned", "one process, 2 threads, OMP bound",
+                     "two 1-thread processes, unpinned", "two 1-thread processes, one core each",
+                     "two 1-thread processes, both OMP bound"]
+    by_name = {layout.name: layout for layout in ta.layouts(cores=2)}
+    assert [p.cores for p in by_name["two 1-thread processes, one core each"].processes] == [{0}, {1}]  # own cores
+    assert all(p.env == ta.OMP_BOUND and p.cores is None  # the trap: bound, but nothing keeps them apart
+               for p in by_name["two 1-thread processes, both OMP bound"].processes)
+    assert [layout.name for layout in ta.layouts(cores=1)] == names[:2]  # a 1-core machine: no 2-thread layouts
+    # two rounds of a two-process layout: per-process times pooled, throughput summed within a round
+    rounds = [[{"ms_per_sequence": 10.0}, {"ms_per_sequence": 20.0}], [{"ms_per_sequence": 5.0},
+                                                                         {"ms_per_sequence": 5.0}]]
+    row = ta.summarize(by_name["two 1-thread processes, unpinned"], rounds)
+    assert row["ms_per_sequence_min_median_max"] == [5.0, 7.5, 20.0]
+    assert row["machine_sequences_per_s_min_median_max"] == [150.0, 275.0, 400.0]  # 100 + 50, and 200 + 200
+    assert row["rounds"] == 2 and [p["cores"] for p in row["processes"]] == ["any", "any"]
