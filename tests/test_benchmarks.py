@@ -148,3 +148,17 @@ def test_thread_affinity_layouts_and_summary():
     assert row["ms_per_sequence_min_median_max"] == [5.0, 7.5, 20.0]
     assert row["machine_sequences_per_s_min_median_max"] == [150.0, 275.0, 400.0]  # 100 + 50, and 200 + 200
     assert row["rounds"] == 2 and [p["cores"] for p in row["processes"]] == ["any", "any"]
+
+
+def test_notebook05_runs_reads_the_committed_full_run_and_refuses_a_smoke_run():
+    import notebook05_runs
+
+    notebook = json.loads((ROOT / notebook05_runs.NOTEBOOK).read_text())
+    run = notebook05_runs.one_run(notebook05_runs.output_text(notebook))  # the notebook is committed after a full run
+    assert run["epochs"] > 10 and 0 < run["training_minutes"] <= run["minutes_with_evaluations"]
+    test = run["test_all_users"]
+    for protocol in ("sampled", "full_seen_removed", "full_seen_kept"):
+        assert 0 < test[protocol]["NDCG@10"] < test[protocol]["HR@10"] < 1  # NDCG@10 <= HR@10 for one target
+    assert test["full_seen_kept"]["NDCG@10"] <= test["full_seen_removed"]["NDCG@10"] < test["sampled"]["NDCG@10"]
+    with pytest.raises(ValueError, match="not on ml-1m"):
+        notebook05_runs.one_run("dataset ml-100k: 943 users, 1,349 items\n3 epochs in 0.1 minutes of training")
