@@ -54,3 +54,15 @@ def peak_memory_mb(device: str) -> float:
     if device.startswith("cuda"):
         return torch.cuda.max_memory_allocated() / 2**20
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def write_result(out: str | Path, payload: dict, load_before: float) -> None:
+    """Write a result file atomically (never half a file), with the 1-minute load average before and after the
+    measurement, and say where it went."""
+    import json
+
+    from minibert4rec.support.files import atomic_write
+
+    payload = {**payload, "load_average_1min_before": load_before, "load_average_1min_after": os.getloadavg()[0]}
+    atomic_write(Path(out), json.dumps(payload, indent=1) + "\n")
+    print("wrote", out)

@@ -28,7 +28,6 @@ Run it with nothing else on the machine; the load average before and after is re
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import sys
@@ -40,13 +39,12 @@ from torch.utils.flop_counter import FlopCounterMode
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
-from common import provenance  # noqa: E402
+from common import provenance, write_result  # noqa: E402
 
 from minibert4rec import attention  # noqa: E402
 from minibert4rec.data import load_dataset  # noqa: E402
 from minibert4rec.masking import ClozeDataset  # noqa: E402
 from minibert4rec.model import BERT4Rec  # noqa: E402
-from minibert4rec.support.files import atomic_write  # noqa: E402
 from minibert4rec.support.runtime import run_sizes  # noqa: E402
 from minibert4rec.train import make_optimizer, make_scheduler, training_step  # noqa: E402
 
@@ -182,11 +180,8 @@ def main() -> None:
                "model": {k: getattr(config, k) for k in ("max_seq_length", "hidden_size", "inner_size", "n_layers",
                                                           "n_heads", "mask_ratio", "hidden_dropout_prob",
                                                           "attn_dropout_prob")},
-               "gflop_per_sequence_plain": round(flops / 1e9, 3),
-               "load_average_1min_before": load_before, "load_average_1min_after": os.getloadavg()[0],
-               "rows": rows}
-    atomic_write(Path(args.out), json.dumps(payload, indent=1) + "\n")
-    print("wrote", args.out)
+               "gflop_per_sequence_plain": round(flops / 1e9, 3), "rows": rows}
+    write_result(args.out, payload, load_before)
 
 
 if __name__ == "__main__":

@@ -38,9 +38,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
-from common import provenance  # noqa: E402
+from common import provenance, write_result  # noqa: E402
 
-from minibert4rec.support.files import atomic_write  # noqa: E402
 
 OMP_BOUND = {"OMP_PROC_BIND": "close", "OMP_PLACES": "cores"}
 
@@ -141,10 +140,8 @@ def main() -> None:
         print(f"{row['layout']:42} ms/sequence {row['ms_per_sequence_min_median_max']}  "
               f"machine sequences/s {row['machine_sequences_per_s_min_median_max']}")
     payload = {**provenance(), "dataset": args.dataset, "cores": cores, "steps_per_measurement": args.steps,
-               "load_average_1min_before": load_before, "load_average_1min_after": os.getloadavg()[0],
                "rows": rows}
-    atomic_write(Path(args.out), json.dumps(payload, indent=1) + "\n")
-    print("wrote", args.out)
+    write_result(args.out, payload, load_before)
 
 
 if __name__ == "__main__":
