@@ -28,6 +28,8 @@ def machine() -> dict[str, str | int]:
     info: dict[str, str | int] = {"cpu": cpu, "cores": os.cpu_count() or 0, "torch_threads": torch.get_num_threads(),
                                   "torch": torch.__version__, "python": platform.python_version(),
                                   "load_average_1min_at_start": round(os.getloadavg()[0], 2)}
+    if hasattr(os, "sched_getaffinity") and len(os.sched_getaffinity(0)) < (os.cpu_count() or 0):
+        info["pinned_to_cores"] = ",".join(map(str, sorted(os.sched_getaffinity(0))))  # e.g. plateau.py --pin-cores
     if torch.cuda.is_available():
         info["gpu"] = torch.cuda.get_device_name(0)
     return info

@@ -162,3 +162,36 @@ def test_notebook05_runs_reads_the_committed_full_run_and_refuses_a_smoke_run():
     assert test["full_seen_kept"]["NDCG@10"] <= test["full_seen_removed"]["NDCG@10"] < test["sampled"]["NDCG@10"]
     with pytest.raises(ValueError, match="not on ml-1m"):
         notebook05_runs.one_run("dataset ml-100k: 943 users, 1,349 items\n3 epochs in 0.1 minutes of training")
+
+
+def test_plateau_pins_side_by_side_runs_to_distinct_cores():
+    import os
+
+    import plateau
+
+    if not hasattr(os, "sched_getaffinity"):
+        pytest.skip("no CPU affinity on this platform")
+    allowed = sorted(os.sched_getaffinity(0))
+    assert plateau.free_core([], threads=1) == allowed[0]
+    assert plateau.free_core([None], threads=2) is None  # a multi-thread run goes alone and unpinned
+    if len(allowed) > 1:
+        assert plateau.free_core([allowed[0]], threads=1) == allowed[1]
+    with pytest.raises(SystemExit, match="lower --parallel"):
+        plateau.free_core(allowed, threads=1)
+
+
+def test_machine_records_a_pinned_process():
+    import os
+
+    from common import machine
+
+    if not hasattr(os, "sched_getaffinity") or len(os.sched_getaffinity(0)) < 2:
+        pytest.skip("needs two cores to pin to one")
+    before = os.sched_getaffinity(0)
+    assert "pinned_to_cores" not in machine() or len(before) < (os.cpu_count() or 0)
+    core = min(before)
+    os.sched_setaffinity(0, {core})
+    try:
+        assert machine()["pinned_to_cores"] == str(core)
+    finally:
+        os.sched_setaffinity(0, before)
