@@ -2,7 +2,7 @@
 
 ``validation_ndcg_vs_time.png``: the ML-1m reproduction runs and the race against RecBole on ml-100k. Held-out
 runs show the validation item; runs under the paper's protocol train on it and show the test item.
-``ndcg_vs_budget_ml1m_cpu.png``: what a 15-, 30- or 120-minute planned schedule buys on one thread.
+``ndcg_vs_budget_ml1m_cpu.png``: what a 15-, 30-, 60- or 120-minute planned schedule buys on one thread.
 
     python benchmarks/plot_results.py
 """
@@ -20,9 +20,9 @@ from matplotlib.lines import Line2D  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 SEEN_REMOVED = "valid_full_filtered_NDCG@10"
-# ML-1m runs on one thread whose schedules were planned for different budgets (15, 30 and 120 minutes)
+# ML-1m runs on one thread whose schedules were planned for different budgets (15, 30, 60 and 120 minutes)
 BUDGET_RUNS = ("plateau_15min_planned/seed*_threads1.json", "plateau_30min_planned/seed*_threads1.json",
-               "long_120min/seed*_threads1.json")
+               "plateau_60min_planned/seed*_threads1.json", "long_120min/seed*_threads1.json")
 
 
 def main() -> None:

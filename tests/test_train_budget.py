@@ -121,7 +121,59 @@ def test_notebook_threads_every_core_only_on_an_idle_machine(monkeypatch, cores,
     from minibert4rec.support import runtime
 
     monkeypatch.setattr("os.cpu_count", lambda: cores)
+    monkeypatch.setattr(runtime, "busy_cores_of_others", lambda: None)  # where /proc/stat is missing
     monkeypatch.setattr("os.getloadavg", lambda: (load, load, load))
     threads, why = runtime.notebook_threads()
     assert threads == expected
     assert ("idle" in why) == (load <= cores - 0.5)
+
+
+@pytest.mark.parametrize("cores, others, expected", [(2, 0.0, 2), (2, 0.4, 2), (2, 0.9, 1), (8, 0.2, 4), (8, 3.0, 4)])
+def test_notebook_threads_reads_what_other_processes_use_now(monkeypatch, cores, others, expected):
+    from minibert4rec.support import runtime
+
+    monkeypatch.setattr("os.cpu_count", lambda: cores)
+    monkeypatch.setattr(runtime, "busy_cores_of_others", lambda: others)
+    monkeypatch.setattr("os.getloadavg", lambda: (9.0, 9.0, 9.0))  # a stale load average no longer decides
+    threads, why = runtime.notebook_threads()
+    assert threads == expected
+    assert ("idle" in why) == (others <= 0.5) and f"{others:.2f} cores" in why
+
+
+def test_busy_cores_of_others_sees_another_process_and_not_its_own_work():
+    import os
+    import subprocess
+    import sys
+    import threading
+    import time
+    from pathlib import Path
+
+    from minibert4rec.support import runtime
+
+    if not Path("/proc/stat").exists():
+        pytest.skip("no /proc/stat on this platform")
+    stop = threading.Event()
+
+    def spin() -> None:  # this process's own work must not count
+        while not stop.is_set():
+            sum(range(1000))
+
+    spinner = threading.Thread(target=spin)
+    spinner.start()
+    try:
+        quiet = runtime.busy_cores_of_others(window_s=0.5)
+    finally:
+        stop.set()
+        spinner.join()
+    assert quiet is not None
+    if (os.cpu_count() or 1) - quiet < 1.2:
+        pytest.skip(f"other processes already use {quiet:.2f} cores: no free core to see one more busy process")
+    busy = subprocess.Popen([sys.executable, "-c", "import time\nend = time.time() + 3\nwhile time.time() < end: pass"])
+    try:
+        time.sleep(0.5)  # let it start
+        loud = runtime.busy_cores_of_others(window_s=1.0)
+    finally:
+        busy.kill()
+        busy.wait()
+    assert loud is not None
+    assert loud - quiet >= 0.5  # one more busy process: about one more core (and the spinner was not counted)

@@ -134,25 +134,64 @@ def _run_dir(dataset: str) -> str:
     return "../runs/notebook05-" + re.sub(r"[^A-Za-z0-9_.-]", "_", Path(dataset).stem)
 
 
+def busy_cores_of_others(window_s: float = 1.0) -> float | None:
+    """How many cores the *other* processes keep busy right now: the machine's CPU time over ``window_s`` seconds
+    (``/proc/stat``) minus this process's own, divided by the wall time. ``None`` where ``/proc/stat`` is missing
+    (macOS, Windows).
+
+    A load average would answer too, but late: the 1-minute average still counts a run that ended a minute ago,
+    so notebook 06 started right after notebook 05 would see 05's run and wrongly call the machine busy.
+    """
+    import os
+    import time
+
+    def machine_busy_seconds() -> float:
+        fields = [int(x) for x in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+        user, nice, system, _idle, _iowait, irq, softirq, steal = (fields + [0] * 8)[:8]
+        return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+
+    def own_seconds() -> float:
+        t = os.times()
+        return t.user + t.system
+
+    try:
+        busy0, own0, wall0 = machine_busy_seconds(), own_seconds(), time.perf_counter()
+        time.sleep(window_s)
+        busy1, own1, wall1 = machine_busy_seconds(), own_seconds(), time.perf_counter()
+    except (OSError, ValueError, IndexError, AttributeError):
+        return None
+    return max(0.0, (busy1 - busy0) - (own1 - own0)) / (wall1 - wall0)
+
+
 def notebook_threads() -> tuple[int, str]:
     """Threads for a notebook's long training run, and the reason, to print beside it.
 
     On an idle machine every core helps a large model (ML-1m, L = 200: about 39 s per epoch with 2 threads against
     63 s with 1 on a 2-core CPU, ``benchmarks/results/plateau/``). On a busy one the package default
-    (:func:`default_threads`) is faster. "Idle" means a 1-minute load average of at most ``cores - 0.5``: the
-    notebook's own kernel, busy with the cells before, counts for about 1, so anything above that is other work.
+    (:func:`default_threads`) is faster: a second thread would wait for a core that is taken. "Idle" means that the
+    other processes keep at most half a core busy (:func:`busy_cores_of_others`, measured over one second). Where
+    that cannot be measured, the 1-minute load average decides: at most ``cores - 0.5``, since the notebook's own
+    kernel, busy with the cells before, counts for about 1.
     """
     import os
 
     cores = os.cpu_count() or 1
+    every_core = max(1, min(4, cores))
+    others = busy_cores_of_others()
+    if others is not None:
+        use = f"other processes use {others:.2f} cores"
+        if others <= 0.5:
+            return every_core, f"every core, up to 4 ({every_core}): the machine is idle ({use})"
+        return default_threads(), (f"the package default, half the cores ({default_threads()}): "
+                                   f"the machine is busy ({use})")
     try:
         load = os.getloadavg()[0]
     except (AttributeError, OSError):  # not available on Windows
         return default_threads(), "the package default (half the cores): the machine's load is unknown"
     if load <= cores - 0.5:
-        n = max(1, min(4, cores))
-        return n, f"every core, up to 4 ({n}): the machine is idle (load {load:.2f})"
-    return default_threads(), f"the package default, half the cores ({default_threads()}): the machine is busy (load {load:.2f})"
+        return every_core, f"every core, up to 4 ({every_core}): the machine is idle (load {load:.2f})"
+    return default_threads(), (f"the package default, half the cores ({default_threads()}): the machine is busy "
+                               f"(load {load:.2f})")
 
 
 def notebook_data(sizes: dict[str, Any], data_dir: str = "../data"):
