@@ -195,3 +195,42 @@ def test_machine_records_a_pinned_process():
         assert machine()["pinned_to_cores"] == str(core)
     finally:
         os.sched_setaffinity(0, before)
+
+
+def _tiny_notebook(path: Path, code: str) -> None:
+    import nbformat
+
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(code)])
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(nb, path)
+
+
+def test_run_notebooks_executes_in_place_records_each_row_and_keeps_the_others(tmp_path):
+    import os
+
+    import nbformat
+
+    folder = tmp_path / "nbs"
+    folder.mkdir()
+    _tiny_notebook(folder / "01_ok.ipynb", "print(6 * 7)")
+    _tiny_notebook(folder / "02_fails.ipynb", "raise ValueError('broken on purpose')")
+    out = tmp_path / "runs.json"
+    out.write_text(json.dumps({"git_commit": {"05-08": "abc1234"}, "date": "2026-01-01",
+                               "rows": [{"notebook": "00_old.ipynb", "wall_s": 1.0}]}))
+    env = {k: v for k, v in os.environ.items() if k != "MINIBERT4REC_SMOKE"}
+    script = [sys.executable, "benchmarks/run_notebooks.py", "--notebooks-dir", str(folder), "--out", str(out),
+              "--allow-uncommitted"]
+    done = subprocess.run([*script, "01", "02"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode != 0 and "02_fails.ipynb failed" in done.stderr
+    rows = {row["notebook"]: row for row in json.loads(out.read_text())["rows"]}
+    assert list(rows) == ["00_old.ipynb", "01_ok.ipynb", "02_fails.ipynb"]
+    assert rows["00_old.ipynb"]["git_commit"] == "abc1234"  # the older layout's shared commit moves into its row
+    assert rows["01_ok.ipynb"]["exit_code"] == 0 and rows["02_fails.ipynb"]["exit_code"] != 0
+    assert rows["01_ok.ipynb"]["wall_s"] > 0 and rows["01_ok.ipynb"]["user_cpu_s"] > 0
+    outputs = nbformat.read(folder / "01_ok.ipynb", as_version=4).cells[0].outputs
+    assert outputs and outputs[0]["text"].strip() == "42"  # executed in place
+    smoke = subprocess.run([*script, "01"], cwd=ROOT, env={**env, "MINIBERT4REC_SMOKE": "1"}, capture_output=True,
+                           text=True, timeout=60)
+    assert smoke.returncode != 0 and "MINIBERT4REC_SMOKE is set" in smoke.stderr
+    unknown = subprocess.run([*script, "9"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    assert unknown.returncode != 0 and "01_ok.ipynb, 02_fails.ipynb" in unknown.stderr
