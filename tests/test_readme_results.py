@@ -206,3 +206,36 @@ def test_documentation_speaks_about_the_project_only(path):
     hits = [f"line {n}: {m.group(0)!r}" for n, line in enumerate(path.read_text().splitlines(), 1)
             for m in FORBIDDEN.finditer(line)]
     assert not hits, f"{path.relative_to(ROOT)}: " + ", ".join(hits)
+
+
+# The README's notebook table: "| 05 | [training on a GPU](notebooks/05_....ipynb) | ... | 51.9 min / not measured |"
+NOTEBOOK_ROW = re.compile(r"^\|\s*(\d\d)\s*\|\s*\[[^\]]*\]\((notebooks/[^)]+\.ipynb)\).*\|\s*([\d.]+) min\s*/[^|]*\|\s*$")
+STAMP = re.compile(r"Run on (?:a |an )?.*?, (\d+) torch threads?, in ([\d.]+) minutes")
+
+
+def notebook_time_rows(text: str) -> list[tuple[str, str, str]]:
+    """(number, path, minutes as written) for each row of the README's notebook table."""
+    return [m.groups() for line in text.splitlines() if (m := NOTEBOOK_ROW.match(line.strip()))]
+
+
+def stamp_of(path: Path) -> tuple[int, str] | None:
+    """(torch threads, minutes) from the stamp that a notebook's last cell printed, or None."""
+    found = STAMP.findall(notebook_output_text(path))
+    return (int(found[-1][0]), found[-1][1]) if found else None
+
+
+def test_the_notebook_table_times_are_those_the_notebooks_printed():
+    rows = notebook_time_rows(README_TEXT)
+    assert [number for number, _, _ in rows] == [f"{i:02d}" for i in range(1, 9)], "one row per notebook, 01-08"
+    wrong = []
+    for number, path, minutes in rows:
+        stamp = stamp_of(ROOT / path)
+        if stamp is None or stamp[1] != minutes:
+            wrong.append(f"{number}: the README says {minutes} min, the notebook printed {stamp and stamp[1]}")
+    assert not wrong, "update the README's notebook table: " + "; ".join(wrong)
+
+
+def test_the_notebook_time_check_sees_a_wrong_time(tmp_path):
+    row = "| 05 | [training](notebooks/05_training_on_a_gpu.ipynb) | loop | [`train.py`](x) | 99.9 min / not measured |"
+    (number, path, minutes), = notebook_time_rows(row)
+    assert (number, minutes) == ("05", "99.9") and stamp_of(ROOT / path)[1] != minutes
