@@ -7,8 +7,8 @@ numbers its cells printed, and writes them side by side, so that run-to-run spre
 * the final test metrics on every user (sampled HR@10 / NDCG@10, full ranking with seen items removed and kept);
 * epochs, minutes of training and seconds per epoch; the time budget; when the 1,000-user curve first reached the
   paper's row;
-* the run's own stamp (machine, commit it ran at, torch, date), and the threads it trained with and the load
-  when it chose them (a CPU run).
+* the run's own stamp (machine, commit it ran at, torch, date), and the threads it trained with and what it
+  read when it chose them (a CPU run): the load average (older runs) or the cores other processes used.
 
     python benchmarks/notebook05_runs.py --commits COMMIT [COMMIT ...] --out benchmarks/results/notebook05_runs.json
 
@@ -71,12 +71,16 @@ def one_run(text: str) -> dict:
                   + r" minutes with the evaluations\), " + NUMBER + " s per epoch", "training summary")
     stamp = find(r"Run on (.+?), (\d+) torch threads?, in " + NUMBER + r" minutes, with minibert4rec \S+ "
                  r"\(commit (\w+)\), torch (\S+), on ([0-9-]+)\.", "closing stamp")
-    threads = re.search(r"device: CPU, (\d+) torch threads?: .*?\(load " + NUMBER + r"\)", text)  # CPU runs only
+    threads = re.search(r"device: CPU, (\d+) torch threads?: (.*)", text)  # CPU runs only
+    why = threads.group(2) if threads else ""
+    load = re.search(r"\(load " + NUMBER + r"\)", why)  # the reason as older notebooks printed it
+    others = re.search(r"other processes use " + NUMBER + " cores", why)  # as they print it now
     first = re.search(r"first reached the paper's row after " + NUMBER + " minutes", text)
     return {
         "ran_at_commit": stamp.group(4), "date": stamp.group(6), "machine": stamp.group(1),
         "torch": stamp.group(5), "training_threads": int(threads.group(1)) if threads else None,
-        "load_when_threads_chosen": float(threads.group(2)) if threads else None,
+        "load_when_threads_chosen": float(load.group(1)) if load else None,
+        "other_processes_cores_when_threads_chosen": float(others.group(1)) if others else None,
         "budget_minutes": float(find(NUMBER + r" minutes on (?:cpu|cuda|mps)", "budget line").group(1)),
         "epochs": int(epochs.group(1)), "training_minutes": float(epochs.group(2)),
         "minutes_with_evaluations": float(epochs.group(3)), "median_seconds_per_epoch": float(epochs.group(4)),

@@ -113,6 +113,29 @@ def run_all(args: argparse.Namespace) -> list[dict]:
     return results
 
 
+def summary_rows(results: list[dict], threads_list: list[int]) -> list[dict]:
+    """One row per thread count: min / median / max inputs over the seeds, each list in seed order."""
+    rows = []
+    for threads in threads_list:
+        # seed order, so that each list below lines up with "seeds" (parallel runs finish in any order)
+        runs = sorted((r for r in results if r["config"]["threads"] == threads), key=lambda r: r["config"]["seed"])
+        rows.append({"threads": threads, "seeds": sorted(r["config"]["seed"] for r in runs),
+                     "leave_plateau_minutes": summarize([r["test_leaves_plateau_at_seconds"] for r in runs]),
+                     "paper_row_minutes": summarize([r["test_reaches_paper_at_seconds"] for r in runs]),
+                     "full_target_minutes": summarize([r.get("test_reaches_full_target_at_seconds") for r in runs]),
+                     "cpu_minutes": [round(r["cpu_seconds"] / 60, 2) for r in runs if "cpu_seconds" in r],
+                     "final_test_sampled_HR@10": [round(r["test"]["sampled"]["HR@10"], 4) for r in runs],
+                     "final_test_sampled_NDCG@10": [round(r["test"]["sampled"]["NDCG@10"], 4) for r in runs],
+                     "final_test_full_filtered_NDCG@10": [round(r["test"]["full_filtered"]["NDCG@10"], 4) for r in runs],
+                     "final_test_full_seen_kept_NDCG@10": [round(r["test"]["full"]["NDCG@10"], 4) for r in runs],
+                     "train_minutes": [round(r["train_seconds"] / 60, 2) for r in runs],
+                     "epochs_run": [r["epochs_run"] for r in runs],
+                     "device": sorted({r["device"] for r in runs}),
+                     "seconds_per_epoch": round(statistics.median(
+                         c["epoch_seconds"] for r in runs for c in r["curve"]), 1)})
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dataset", default=str(ROOT.parent / "shared/data/ml-1m/sequences_by_time.txt"))
@@ -147,23 +170,7 @@ def main() -> None:
         started = results[0]["machine"] if results else started
     else:
         results = run_all(args)
-    rows = []
-    for threads in args.threads:
-        runs = [r for r in results if r["config"]["threads"] == threads]
-        rows.append({"threads": threads, "seeds": sorted(r["config"]["seed"] for r in runs),
-                     "leave_plateau_minutes": summarize([r["test_leaves_plateau_at_seconds"] for r in runs]),
-                     "paper_row_minutes": summarize([r["test_reaches_paper_at_seconds"] for r in runs]),
-                     "full_target_minutes": summarize([r.get("test_reaches_full_target_at_seconds") for r in runs]),
-                     "cpu_minutes": [round(r["cpu_seconds"] / 60, 2) for r in runs if "cpu_seconds" in r],
-                     "final_test_sampled_HR@10": [round(r["test"]["sampled"]["HR@10"], 4) for r in runs],
-                     "final_test_sampled_NDCG@10": [round(r["test"]["sampled"]["NDCG@10"], 4) for r in runs],
-                     "final_test_full_filtered_NDCG@10": [round(r["test"]["full_filtered"]["NDCG@10"], 4) for r in runs],
-                     "final_test_full_seen_kept_NDCG@10": [round(r["test"]["full"]["NDCG@10"], 4) for r in runs],
-                     "train_minutes": [round(r["train_seconds"] / 60, 2) for r in runs],
-                     "epochs_run": [r["epochs_run"] for r in runs],
-                     "device": sorted({r["device"] for r in runs}),
-                     "seconds_per_epoch": round(statistics.median(
-                         c["epoch_seconds"] for r in runs for c in r["curve"]), 1)})
+    rows = summary_rows(results, args.threads)
     summary = {"command": " ".join([Path(sys.executable).name] + sys.argv), "git_commit": git_commit(),
                "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "machine": started, "budget_minutes": args.budget_minutes, "rows": rows,
                "load_average_1min_at_end": round(os.getloadavg()[0], 2)}

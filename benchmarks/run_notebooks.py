@@ -51,13 +51,14 @@ def uncommitted(paths: list[str]) -> list[str]:
 def run_one(notebook: Path) -> dict:
     """Execute one notebook in place and measure it."""
     load, others = os.getloadavg()[0], busy_cores_of_others()
+    commit = git_commit()[:7]  # the code the notebook runs: read before it starts, not after it ends
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started, wall = time.gmtime(), time.perf_counter()
     done = subprocess.run(["jupyter", "nbconvert", "--to", "notebook", "--execute", "--inplace",
                            "--ExecutePreprocessor.timeout=-1", notebook.name], cwd=notebook.parent)
     wall = time.perf_counter() - wall
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return {"notebook": notebook.name, "git_commit": git_commit()[:7], "date": time.strftime("%Y-%m-%d", started),
+    return {"notebook": notebook.name, "git_commit": commit, "date": time.strftime("%Y-%m-%d", started),
             "started_utc": time.strftime("%H:%M:%S", started), "wall_s": round(wall, 2),
             "user_cpu_s": round(after.ru_utime - before.ru_utime, 2),
             "sys_cpu_s": round(after.ru_stime - before.ru_stime, 2), "exit_code": done.returncode,

@@ -156,6 +156,9 @@ def test_notebook05_runs_reads_the_committed_full_run_and_refuses_a_smoke_run():
     notebook = json.loads((ROOT / notebook05_runs.NOTEBOOK).read_text())
     run = notebook05_runs.one_run(notebook05_runs.output_text(notebook))  # the notebook is committed after a full run
     assert run["epochs"] > 10 and 0 < run["training_minutes"] <= run["minutes_with_evaluations"]
+    if run["machine"].startswith("a CPU"):  # the threads it trained with, and what it read to choose them
+        assert run["training_threads"] >= 1
+        assert (run["load_when_threads_chosen"], run["other_processes_cores_when_threads_chosen"]) != (None, None)
     test = run["test_all_users"]
     for protocol in ("sampled", "full_seen_removed", "full_seen_kept"):
         assert 0 < test[protocol]["NDCG@10"] < test[protocol]["HR@10"] < 1  # NDCG@10 <= HR@10 for one target
@@ -178,6 +181,26 @@ def test_plateau_pins_side_by_side_runs_to_distinct_cores():
         assert plateau.free_core([allowed[0]], threads=1) == allowed[1]
     with pytest.raises(SystemExit, match="lower --parallel"):
         plateau.free_core(allowed, threads=1)
+
+
+def test_plateau_summary_lists_line_up_with_the_seeds_whatever_order_runs_finished():
+    import plateau
+
+    def run(seed: int, threads: int, ndcg: float) -> dict:
+        metrics = {"HR@10": 2 * ndcg, "NDCG@10": ndcg}
+        return {"config": {"seed": seed, "threads": threads}, "test_leaves_plateau_at_seconds": 60.0 * (seed + 1),
+                "test_reaches_paper_at_seconds": None, "test": {p: metrics for p in ("sampled", "full", "full_filtered")},
+                "train_seconds": 600.0, "epochs_run": 10 + seed, "device": "cpu", "cpu_seconds": 660.0,
+                "curve": [{"epoch_seconds": 30.0 + seed}]}
+
+    finished = [run(2, 1, 0.3), run(0, 1, 0.1), run(1, 2, 0.5), run(1, 1, 0.2)]  # the order parallel runs ended in
+    rows = plateau.summary_rows(finished, [1, 2])
+    one = rows[0]
+    assert one["seeds"] == [0, 1, 2] and one["epochs_run"] == [10, 11, 12]
+    assert one["final_test_full_filtered_NDCG@10"] == [0.1, 0.2, 0.3]
+    assert one["leave_plateau_minutes"] == {"min": 1.0, "median": 2.0, "max": 3.0, "reached": 3, "runs": 3}
+    assert one["paper_row_minutes"]["reached"] == 0 and one["seconds_per_epoch"] == 31.0
+    assert rows[1]["seeds"] == [1] and rows[1]["final_test_sampled_NDCG@10"] == [0.5]
 
 
 def test_machine_records_a_pinned_process():
