@@ -67,14 +67,16 @@ def run_one(notebook: Path) -> dict:
 
 
 def merge(old: dict | None, rows: list[dict]) -> list[dict]:
-    """The old file's rows with the new ones in their place, in notebook order. Rows of the older layout, which
-    kept one commit for all rows at the top, get that commit and date."""
+    """The old file's rows with the new ones in their place, in notebook order. Rows of the older layouts, which
+    kept one commit, date or command for all rows at the top, get them into the row."""
     kept = {}
     if old:
         shared = old.get("git_commit")
         for row in old.get("rows", []):
             if "git_commit" not in row and isinstance(shared, dict):
                 row = {**row, "git_commit": next(iter(shared.values())), "date": old.get("date")}
+            if "command" not in row and old.get("command"):
+                row = {**row, "command": old["command"]}
             kept[row["notebook"]] = row
     kept.update({row["notebook"]: row for row in rows})
     return [kept[name] for name in sorted(kept)]
@@ -93,10 +95,11 @@ def main() -> None:
     dirty = uncommitted(["minibert4rec", "notebooks", "benchmarks/common.py"])
     if dirty and not args.allow_uncommitted:
         raise SystemExit("commit these first, so that the recorded commit is the code that runs: " + ", ".join(dirty))
+    command = "python " + " ".join([str(Path(sys.argv[0]))] + sys.argv[1:])
     rows = []
     for notebook in notebooks:
         print(f"executing {notebook.name} ...", flush=True)
-        rows.append(run_one(notebook))
+        rows.append({**run_one(notebook), "command": command})  # each row names the call that ran it
         print(f"  {rows[-1]['wall_s']:.0f} s wall, {rows[-1]['user_cpu_s']:.0f} s user CPU, "
               f"exit code {rows[-1]['exit_code']}", flush=True)
         if rows[-1]["exit_code"] != 0:
@@ -106,7 +109,7 @@ def main() -> None:
     about = machine()
     about.pop("torch_threads", None)  # each notebook chooses its own (its first cells print them)
     about.pop("load_average_1min_at_start", None)  # each row has its own
-    payload = {"command": "python " + " ".join([str(Path(sys.argv[0]))] + sys.argv[1:]),
+    payload = {"command": "python benchmarks/run_notebooks.py NUMBER [NUMBER ...] (each row names its own call)",
                "how": "cd notebooks && jupyter nbconvert --to notebook --execute --inplace "
                       "--ExecutePreprocessor.timeout=-1 NOTEBOOK.ipynb, one notebook after the other",
                "size": "full (run_sizes() without MINIBERT4REC_SMOKE): ML-1m for 05-07, ml-100k for 08",

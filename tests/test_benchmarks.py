@@ -238,7 +238,8 @@ def test_run_notebooks_executes_in_place_records_each_row_and_keeps_the_others(t
     _tiny_notebook(folder / "01_ok.ipynb", "print(6 * 7)")
     _tiny_notebook(folder / "02_fails.ipynb", "raise ValueError('broken on purpose')")
     out = tmp_path / "runs.json"
-    out.write_text(json.dumps({"git_commit": {"05-08": "abc1234"}, "date": "2026-01-01",
+    out.write_text(json.dumps({"command": "python benchmarks/run_notebooks.py 00", "git_commit": {"05-08": "abc1234"},
+                               "date": "2026-01-01",
                                "rows": [{"notebook": "00_old.ipynb", "wall_s": 1.0}]}))
     env = {k: v for k, v in os.environ.items() if k != "MINIBERT4REC_SMOKE"}
     script = [sys.executable, "benchmarks/run_notebooks.py", "--notebooks-dir", str(folder), "--out", str(out),
@@ -248,6 +249,9 @@ def test_run_notebooks_executes_in_place_records_each_row_and_keeps_the_others(t
     rows = {row["notebook"]: row for row in json.loads(out.read_text())["rows"]}
     assert list(rows) == ["00_old.ipynb", "01_ok.ipynb", "02_fails.ipynb"]
     assert rows["00_old.ipynb"]["git_commit"] == "abc1234"  # the older layout's shared commit moves into its row
+    assert rows["00_old.ipynb"]["command"] == "python benchmarks/run_notebooks.py 00"  # and so does its command
+    assert rows["01_ok.ipynb"]["command"].endswith("run_notebooks.py --notebooks-dir " + f"{folder} --out {out} "
+                                                   "--allow-uncommitted 01 02")
     assert rows["01_ok.ipynb"]["exit_code"] == 0 and rows["02_fails.ipynb"]["exit_code"] != 0
     assert rows["01_ok.ipynb"]["wall_s"] > 0 and rows["01_ok.ipynb"]["user_cpu_s"] > 0
     outputs = nbformat.read(folder / "01_ok.ipynb", as_version=4).cells[0].outputs
