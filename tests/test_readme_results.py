@@ -239,3 +239,12 @@ def test_the_notebook_time_check_sees_a_wrong_time(tmp_path):
     row = "| 05 | [training](notebooks/05_training_on_a_gpu.ipynb) | loop | [`train.py`](x) | 99.9 min / not measured |"
     (number, path, minutes), = notebook_time_rows(row)
     assert (number, minutes) == ("05", "99.9") and stamp_of(ROOT / path)[1] != minutes
+
+
+def test_the_notebook_table_names_the_threads_the_notebooks_used():
+    """The sentence above the notebook table names the torch threads; every timed notebook ran with that many."""
+    said = re.search(r"printed by each notebook's last cell \(an? [^,]+, (\d+) threads?\)", README_TEXT)
+    assert said, "the sentence above the notebook table names the CPU and the torch threads"
+    used = {number: stamp_of(ROOT / path) for number, path, _ in notebook_time_rows(README_TEXT)}
+    other = {number: stamp[0] for number, stamp in used.items() if stamp and stamp[0] != int(said.group(1))}
+    assert not other, f"the README says {said.group(1)} threads; these notebooks ran with others: {other}"
