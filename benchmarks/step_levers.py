@@ -4,7 +4,10 @@ A training step of the paper's model (L = 200, hidden 64, 2 layers, 2 heads) is 
 (``train.training_step``: forward, masked cross-entropy, backward, gradient clipping, AdamW, schedule), once per
 lever, everything else equal:
 
-* ``plain``: the trainer's default step (from-scratch attention in training, CPU dropout bits).
+* ``plain``: the trainer's default step (in CPU training, attention with dropout goes through
+  ``fast/attention.py``: the from-scratch maths in fewer passes over memory, with the CPU dropout bits).
+* ``from-scratch attention``: the same step with attention computed by ``attention.scaled_dot_product_attention``
+  exactly as notebook 03 writes it (the same numbers, more passes over the (b, h, n, n) scores).
 * ``compile``: ``model.compile()`` (TorchInductor on the CPU), as ``--compile`` does; its compile time is
   reported apart, the step time is the steady state after it.
 * ``fused attention, same dropout``: PyTorch's fused ``F.scaled_dot_product_attention`` in training, with the
@@ -43,12 +46,13 @@ from common import provenance, write_result  # noqa: E402
 
 from minibert4rec import attention  # noqa: E402
 from minibert4rec.data import load_dataset  # noqa: E402
+from minibert4rec.fast import attention as fast_attention  # noqa: E402
 from minibert4rec.masking import ClozeDataset  # noqa: E402
 from minibert4rec.model import BERT4Rec  # noqa: E402
 from minibert4rec.support.runtime import run_sizes  # noqa: E402
 from minibert4rec.train import make_optimizer, make_scheduler, training_step  # noqa: E402
 
-LEVERS = ("plain", "compile", "fused attention, same dropout", "fused attention, no attention dropout",
+LEVERS = ("plain", "from-scratch attention", "compile", "fused attention, same dropout", "fused attention, no attention dropout",
           "batch 64", "batch 128")
 
 
@@ -74,6 +78,17 @@ class FusedInTraining:
         attention.MultiHeadAttention.forward = self.original
 
 
+class FromScratchInTraining:
+    """Within this block, training attention takes the from-scratch path of notebook 03 (no fast/attention.py)."""
+
+    def __enter__(self) -> None:
+        self.original = fast_attention.can_use
+        fast_attention.can_use = lambda q, attn_mask: False
+
+    def __exit__(self, *exc) -> None:
+        fast_attention.can_use = self.original
+
+
 def make_batches(data, config, batch_size: int, n: int, seed: int = 0) -> list[tuple[torch.Tensor, torch.Tensor]]:
     dataset = ClozeDataset(data.split(True).train, config.max_seq_length, config.mask_ratio, data.mask_id,
                            data.n_items, seed=seed)
@@ -96,7 +111,8 @@ def measure(lever: str, threads: int, steps: int, data, config, seed: int = 0) -
     compile_seconds = None
     if lever == "compile":
         model.compile()
-    fused = FusedInTraining() if lever.startswith("fused") else None
+    fused = (FusedInTraining() if lever.startswith("fused")
+             else FromScratchInTraining() if lever == "from-scratch attention" else None)
     if fused:
         fused.__enter__()
     try:

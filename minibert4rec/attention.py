@@ -25,6 +25,7 @@ import torch.nn.functional as F
 from einops import einsum, rearrange
 from torch import nn
 
+from .fast import attention as fast_attention
 from .fast.dropout import dropout_mask
 
 
@@ -134,6 +135,8 @@ class MultiHeadAttention(nn.Module):
 
         ``attn_mask``: bool broadcastable to (b h n n), True = may attend. ``fast=True`` uses
         ``F.scaled_dot_product_attention`` (identical result in eval mode, no probabilities: ``probs`` is None);
+        when training on a CPU with attention dropout it uses ``fast/attention.py`` instead (the same maths and the
+        same random numbers as the plain version, fewer passes over memory);
         otherwise probs are returned when ``return_probs`` (pre-dropout, see :func:`scaled_dot_product_attention`).
         ``last_query_only=True`` computes the output of the last position only: (b 1 D), probs (b h 1 n). Every
         position is still a key and a value; only the query side shrinks (used by ``BERT4Rec.predict``).
@@ -151,7 +154,13 @@ class MultiHeadAttention(nn.Module):
         p = self.attn_dropout_prob if self.training else 0.0
         probs = None
         if fast and p > 0.0 and x.device.type == "cpu":
-            fast = False  # PyTorch's fused kernel would draw its dropout with slow bernoulli_ on a CPU
+            # PyTorch's fused kernel would draw its dropout with slow random numbers on a CPU: the same maths in
+            # fewer passes over the (b h n n) scores instead (fast/attention.py), else the plain version
+            if fast_attention.can_use(q, attn_mask):
+                _check_mask(attn_mask, x.shape[0], self.n_heads, q.shape[2], k.shape[2])
+                out = fast_attention.attention_with_dropout(q, k, v, attn_mask, p)
+                return self.out_proj(rearrange(out, "b h n d -> b n (h d)")), None
+            fast = False
         if fast:
             _check_mask(attn_mask, x.shape[0], self.n_heads, q.shape[2], k.shape[2])
             out = _fast_attention(q, k, v, attn_mask, p)

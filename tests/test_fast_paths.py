@@ -1,6 +1,7 @@
 """Every fast path is the plain computation it replaces: same numbers (cross-entropy), same distribution
-(dropout, the popularity sampler). The plain versions: ``F.dropout``, ``F.cross_entropy`` on the full logits,
-``metrics.sample_negatives_gumbel``."""
+(dropout, the popularity sampler), same outputs and gradients (attention with dropout). The plain versions:
+``F.dropout``, ``F.cross_entropy`` on the full logits, ``metrics.sample_negatives_gumbel``,
+``attention.scaled_dot_product_attention``."""
 
 import math
 
@@ -8,8 +9,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from minibert4rec.attention import MultiHeadAttention, causal_mask, padding_mask, scaled_dot_product_attention
+from minibert4rec.fast import attention as fast_attention
 from minibert4rec.fast import cross_entropy as fast_ce
-from minibert4rec.fast.dropout import Dropout, dropout, dropout_mask
+from minibert4rec.fast.attention import attention_with_dropout, can_use
+from minibert4rec.fast.dropout import Dropout, dropout, dropout_mask, keep_multiplier
 from minibert4rec.fast.sampler import sample_negatives
 from minibert4rec.metrics import sample_negatives_gumbel
 
@@ -49,6 +53,19 @@ def test_cpu_dropout_has_torch_dropouts_keep_rate_and_exact_survivor_scaling(p):
     assert abs(keep_ours - (1 - p_used)) < 5 * se and abs(keep_ours - keep_theirs) < 7 * se
     assert ours.mean().item() == pytest.approx(theirs.mean().item(), rel=0.01)
     assert ours.mean().item() == pytest.approx(x.mean().item(), rel=0.01)
+
+
+@pytest.mark.parametrize("p", [0.1, 0.5])
+def test_keep_multiplier_is_the_same_draw_as_the_dropout_mask(p):
+    """The factor form of the mask: 0 exactly where ``dropout_mask`` drops (same random state), the survivors'
+    scale everywhere else, and the same random numbers consumed."""
+    dropped, scale = dropout_mask((37, 11), p, generator=gen(5))
+    keep = keep_multiplier((37, 11), p, generator=gen(5))
+    assert keep.dtype == torch.float32 and keep.shape == (37, 11)
+    assert torch.equal(keep == 0, dropped) and torch.equal(keep[~dropped], torch.full_like(keep[~dropped], scale))
+    g1, g2 = gen(6), gen(6)
+    dropout_mask((5, 3), p, generator=g1), keep_multiplier((5, 3), p, generator=g2)
+    assert torch.equal(torch.rand(4, generator=g1), torch.rand(4, generator=g2))
 
 
 def test_dropout_layer_is_seeded_by_the_global_generator_and_identity_in_eval():
@@ -205,3 +222,75 @@ def test_training_windows_equal_sliding_windows_left_padded(max_len, step):
     plain = [(u, w) for u, s in enumerate(seqs) for w in sliding_windows(s, max_len, step)]
     assert torch.equal(windows, left_pad([w for _, w in plain], max_len))
     assert owner.tolist() == [u for u, _ in plain]
+
+
+# ----------------------------------------------------------------------------- attention with dropout
+def _attention_and_grads(path: str, q, k, v, mask, p: float, dout, seed: int):
+    """Output, dq, dk, dv and the next number of torch's global generator, for one path from the same random state."""
+    leaves = [t.clone().requires_grad_() for t in (q, k, v)]
+    torch.manual_seed(seed)
+    if path == "plain":
+        out, _ = scaled_dot_product_attention(*leaves, attn_mask=mask, dropout_p=p, training=True)
+    else:
+        out = attention_with_dropout(*leaves, mask, p)
+    out.backward(dout)
+    return out.detach(), *(t.grad for t in leaves), torch.rand(1)
+
+
+@pytest.mark.parametrize("mask_kind", ["padding", "causal and padding", "none"])
+@pytest.mark.parametrize("p", [0.1, 0.5, 0.0])
+def test_attention_with_dropout_equals_the_plain_version_with_its_gradients(mask_kind, p):
+    """Same random state -> the same dropped weights, the same output and gradients (to float rounding), and the
+    same random numbers consumed (the next draw of the global generator is equal)."""
+    g = gen(7)
+    b, h, n, d, e = 3, 2, 9, 4, 5
+    q, k, v = torch.randn(b, h, n, d, generator=g), torch.randn(b, h, n, d, generator=g), torch.randn(b, h, n, e, generator=g)
+    items = torch.randint(1, 20, (b, n), generator=g)
+    items[0, :4] = 0  # left padding, as in training windows
+    items[2, :8] = 0
+    mask = {"padding": padding_mask(items), "causal and padding": padding_mask(items) & causal_mask(n) | torch.eye(n, dtype=torch.bool),
+            "none": None}[mask_kind]
+    dout = torch.randn(b, h, n, e, generator=g)
+    assert can_use(q, mask)
+    plain = _attention_and_grads("plain", q, k, v, mask, p, dout, seed=3)
+    fused = _attention_and_grads("fused", q, k, v, mask, p, dout, seed=3)
+    for a, c in zip(plain, fused):
+        assert torch.allclose(a, c, rtol=1e-5, atol=1e-6), (a - c).abs().max()
+    if p > 0:  # dropout really acted: another random state gives another output
+        other = _attention_and_grads("fused", q, k, v, mask, p, dout, seed=4)
+        assert not torch.allclose(other[0], fused[0])
+    if mask_kind == "padding":  # a padded key gets no gradient: nothing ever looks at it
+        assert fused[2][0, :, :4].abs().max() == 0 and fused[3][0, :, :4].abs().max() == 0
+
+
+def test_attention_with_dropout_is_used_only_where_it_equals_the_plain_version():
+    q = torch.randn(2, 2, 5, 4)
+    no_key = torch.ones(2, 1, 1, 5, dtype=torch.bool)
+    no_key[1] = False  # an all-padding row: the plain version gives zeros, the fused one would average
+    assert can_use(q, torch.ones(2, 1, 1, 5, dtype=torch.bool)) and can_use(q, None)
+    assert not can_use(q, no_key)
+    assert not can_use(q.bfloat16(), None) and not can_use(q.double(), None)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert not can_use(q, None)
+
+
+def test_multi_head_attention_trains_through_the_fused_path_with_the_plain_paths_numbers(monkeypatch):
+    """In CPU training ``fast=True`` takes fast/attention.py; with the same seed its output and every weight's
+    gradient equal the from-scratch path's (``fast=False``)."""
+    mha = MultiHeadAttention(8, 2, attn_dropout_prob=0.2).train()
+    x = torch.randn(4, 6, 8, generator=gen(1))
+    mask = padding_mask(torch.tensor([[0, 0, 3, 4, 5, 6]] * 2 + [[1, 2, 3, 4, 5, 6]] * 2))
+    calls = []
+    monkeypatch.setattr(fast_attention, "attention_with_dropout",
+                        lambda *a, **kw: calls.append(1) or attention_with_dropout(*a, **kw))
+    results = []
+    for fast in (False, True):
+        mha.zero_grad()
+        torch.manual_seed(0)
+        out, _ = mha(x, attn_mask=mask, fast=fast)
+        out.square().sum().backward()
+        results.append((out.detach(), [p.grad.clone() for p in mha.parameters()]))
+    assert calls == [1]  # only the fast=True call went through it
+    assert torch.allclose(results[0][0], results[1][0], atol=1e-6)
+    for a, c in zip(results[0][1], results[1][1]):
+        assert torch.allclose(a, c, rtol=1e-5, atol=1e-6)

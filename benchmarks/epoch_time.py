@@ -1,0 +1,116 @@
+"""Seconds per training epoch on ML-1m: the trainer's default attention against the from-scratch one.
+
+One epoch of the paper's model (L = 200, hidden 64, 2 layers, 2 heads, batch 32) is run as the trainer runs it
+(``train.train_epoch``: the Cloze samples of ``masking.make_dataset``, length-grouped batches, AdamW, the recipe's
+schedule), once per attention path:
+
+* ``default``: what ``train`` does on a CPU: attention with dropout through ``fast/attention.py``;
+* ``from-scratch``: attention through ``attention.scaled_dot_product_attention``, as notebook 03 writes it.
+
+Both compute the same numbers from the same random state (``tests/test_fast_paths.py``); only the time differs.
+For each thread count, every seed runs both paths one after the other (the order alternates between seeds), so
+that a slow minute hits both alike. The result gives epoch seconds and CPU seconds, min / median / max over the
+seeds, and the speed-up of the medians.
+
+    python benchmarks/epoch_time.py --threads 2 1 --seeds 0 1 2 --out benchmarks/results/epoch_time_ml1m_cpu.json
+
+Run it with nothing else on the machine; the load average before and after is recorded.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from common import provenance, write_result  # noqa: E402
+
+from minibert4rec import distributed  # noqa: E402
+from minibert4rec.data import load_dataset  # noqa: E402
+from minibert4rec.fast import attention as fast_attention  # noqa: E402
+from minibert4rec.masking import make_dataset  # noqa: E402
+from minibert4rec.model import BERT4Rec  # noqa: E402
+from minibert4rec.support.runtime import run_sizes  # noqa: E402
+from minibert4rec.train import make_optimizer, make_scheduler, train_epoch  # noqa: E402
+
+PATHS = ("default", "from-scratch")
+
+
+def one_epoch(path: str, threads: int, seed: int, data, config) -> dict:
+    """Time epoch 1 of a fresh run with ``seed``: wall seconds, CPU seconds, sequences."""
+    torch.set_num_threads(threads)
+    config = config.replace(seed=seed)
+    torch.manual_seed(seed)
+    dataset = make_dataset(config, data.split(config.include_valid_in_train).train, data.n_items, data.mask_id)
+    model = BERT4Rec(config, data.n_items)
+    model.init_output_bias_from_popularity(data.item_counts(config.include_valid_in_train))
+    steps = dataset.num_batches(config.batch_size)
+    optimizer = make_optimizer(model, config)
+    scheduler = make_scheduler(optimizer, config, steps * config.epochs)
+    original = fast_attention.can_use
+    if path == "from-scratch":
+        fast_attention.can_use = lambda q, attn_mask: False
+    try:
+        cpu0 = time.process_time()
+        row = train_epoch(model, model.loss, dataset, optimizer, scheduler, config, 1, batch_size=config.batch_size,
+                          device=torch.device("cpu"), bf16=False, parallel=distributed.current(), progress=False)
+        cpu = time.process_time() - cpu0
+    finally:
+        fast_attention.can_use = original
+    return {"path": path, "threads": threads, "seed": seed, "steps": steps,
+            "epoch_seconds": round(row["epoch_seconds"], 2), "cpu_seconds": round(cpu, 1),
+            "train_loss": round(row["train_loss"], 4)}
+
+
+def summarize(runs: list[dict]) -> dict:
+    seconds = sorted(r["epoch_seconds"] for r in runs)
+    cpu = sorted(r["cpu_seconds"] for r in runs)
+    return {"path": runs[0]["path"], "threads": runs[0]["threads"], "seeds": [r["seed"] for r in runs],
+            "epoch_seconds_min_median_max": [seconds[0], round(statistics.median(seconds), 2), seconds[-1]],
+            "cpu_seconds_min_median_max": [cpu[0], round(statistics.median(cpu), 1), cpu[-1]]}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--threads", type=int, nargs="+", default=[2, 1])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--dataset", default="ml-1m")
+    parser.add_argument("--data-dir", default=str(ROOT / "data"))
+    parser.add_argument("--out", default=str(ROOT / "benchmarks/results/epoch_time_ml1m_cpu.json"))
+    args = parser.parse_args()
+    if any(t < 1 for t in args.threads) or not args.seeds:
+        parser.error("every --threads value must be a positive integer, and give at least one seed")
+    data = load_dataset(args.dataset, data_dir=args.data_dir)
+    config = run_sizes()["config"].replace(include_valid_in_train=True, device="cpu")
+    load_before = os.getloadavg()[0]
+    rows = []
+    for threads in args.threads:
+        runs: dict[str, list[dict]] = {path: [] for path in PATHS}
+        for i, seed in enumerate(args.seeds):
+            for path in (PATHS if i % 2 == 0 else PATHS[::-1]):
+                runs[path].append(one_epoch(path, threads, seed, data, config))
+                print(runs[path][-1], flush=True)
+        summaries = {path: summarize(runs[path]) for path in PATHS}
+        scratch = summaries["from-scratch"]["epoch_seconds_min_median_max"][1]
+        for path in PATHS:
+            median = summaries[path]["epoch_seconds_min_median_max"][1]
+            rows.append({**summaries[path], "speedup_vs_from_scratch_median": round(scratch / median, 2),
+                         "runs": runs[path]})
+            print({k: v for k, v in rows[-1].items() if k != "runs"}, flush=True)
+    payload = {**provenance(), "dataset": args.dataset,
+               "model": {k: getattr(config, k) for k in ("max_seq_length", "hidden_size", "inner_size", "n_layers",
+                                                          "n_heads", "batch_size", "mask_ratio", "hidden_dropout_prob",
+                                                          "attn_dropout_prob")},
+               "rows": rows}
+    write_result(args.out, payload, load_before)
+
+
+if __name__ == "__main__":
+    main()

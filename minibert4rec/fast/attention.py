@@ -1,0 +1,99 @@
+"""Attention with dropout for CPU training: the maths of ``attention.scaled_dot_product_attention``, fewer passes.
+
+The plain version is :func:`minibert4rec.attention.scaled_dot_product_attention` (notebook 03). In a BERT4Rec
+training step at L = 200 its matrix products are cheap (head dim 32) and most of the attention's time goes to
+element-wise passes over the (b, h, n, n) scores: divide by sqrt(d), fill the masked keys, softmax, scale for
+dropout, zero the dropped weights, and the same passes again in the backward. PyTorch's fused kernel
+(``F.scaled_dot_product_attention``) would skip them, but on a CPU it draws its dropout mask with slow random
+numbers. Here the same steps are written as one ``torch.autograd.Function`` with a hand-written backward:
+
+* forward: ``scores = mask_bias + (q k^T) / sqrt(d)`` in one ``baddbmm`` (the mask becomes an additive bias of 0 or
+  the most negative float, the scale is the product's ``alpha``); ``probs = softmax(scores)``; the dropout mask of
+  ``fast/dropout.py``, drawn exactly as the plain version draws it, as a factor ``keep`` (0 where dropped,
+  ``1 / (1 - p)`` elsewhere); ``out = (probs * keep) v``;
+* backward, for ``dout`` (b h n d)::
+
+      dv      = (probs * keep)^T dout
+      dprobs  = (dout v^T) * keep
+      dscores = probs * (dprobs - rowsum(dprobs * probs))        the softmax's backward
+      dq      = dscores k / sqrt(d),   dk = dscores^T q / sqrt(d)
+
+  A masked key has probability exactly 0, so its ``dscores`` is 0 without another pass over the mask.
+
+Given the same random state, the output and the gradients equal the plain version's up to float rounding, and the
+same random numbers are consumed: ``tests/test_fast_paths.py`` checks both. The model takes this path when it
+trains on a CPU with attention dropout (``MultiHeadAttention(fast=True)``), and the plain one whenever the
+attention probabilities are asked for.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from .dropout import keep_multiplier
+
+
+def can_use(q: torch.Tensor, attn_mask: torch.Tensor | None) -> bool:
+    """True where this path computes exactly what the plain one does: float32 on a CPU without autocast or
+    ``torch.compile``, and every
+    query sees at least one key (a query with no key at all gets zeros in the plain version; here it would get a
+    uniform average, so such batches keep the plain path)."""
+    if q.device.type != "cpu" or q.dtype != torch.float32 or torch.is_autocast_enabled("cpu"):
+        return False
+    if torch.compiler.is_compiling():  # under torch.compile the plain version is traced and fused by the compiler
+        return False
+    return attn_mask is None or bool(attn_mask.any(dim=-1).all())
+
+
+class _AttentionWithDropout(torch.autograd.Function):
+    """softmax(q k^T / sqrt(d) + bias) with dropout, times v. Shapes: q (B n d), k (B m d), v (B m e),
+    bias (B or 1, n or 1, m), B = b * h."""
+
+    @staticmethod
+    def forward(ctx, q, k, v, bias, shape, dropout_p, generator):
+        scale = 1.0 / math.sqrt(q.shape[-1])
+        scores = torch.baddbmm(bias, q, k.transpose(1, 2), alpha=scale)  # (B n m), masked keys at the float min
+        probs = scores.softmax(dim=-1)  # (B n m)
+        del scores
+        if dropout_p > 0.0:  # 0 where dropped, 1 / (1 - p) elsewhere; as in the plain version, none drawn at p = 0
+            keep = keep_multiplier(shape, dropout_p, generator=generator, device=q.device).view(probs.shape)
+            weights = probs * keep  # (B n m)
+        else:
+            keep, weights = None, probs
+        out = torch.bmm(weights, v)  # (B n e)
+        ctx.save_for_backward(q, k, v, probs, weights, keep)
+        ctx.scale = scale
+        return out
+
+    @staticmethod
+    def backward(ctx, dout):
+        q, k, v, probs, weights, keep = ctx.saved_tensors
+        dv = torch.bmm(weights.transpose(1, 2), dout)  # (B m e)
+        dprobs = torch.bmm(dout, v.transpose(1, 2))  # (B n m)
+        if keep is not None:
+            dprobs.mul_(keep)  # the dropout's backward: the same factor
+        dscores = torch._softmax_backward_data(dprobs, probs, -1, probs.dtype)  # probs * (dprobs - rowsum(dprobs*probs))
+        del dprobs
+        dq = torch.bmm(dscores, k).mul_(ctx.scale)  # (B n d)
+        dk = torch.bmm(dscores.transpose(1, 2), q).mul_(ctx.scale)  # (B m d)
+        return dq, dk, dv, None, None, None, None
+
+
+def attention_with_dropout(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, attn_mask: torch.Tensor | None,
+                           dropout_p: float, generator: torch.Generator | None = None) -> torch.Tensor:
+    """The output of ``scaled_dot_product_attention(q, k, v, attn_mask, dropout_p, training=True)``: (b h n e).
+
+    ``q`` (b h n d), ``k`` (b h m d), ``v`` (b h m e); ``attn_mask`` bool, broadcastable to (b h n m), True = may
+    attend. Call :func:`can_use` first: it says when this path applies."""
+    b, h, n, d = q.shape
+    m = k.shape[2]
+    if attn_mask is None:
+        bias = q.new_zeros(1, 1, m)
+    else:  # 0 where a key may be attended, the most negative float elsewhere: exp() of it is exactly 0
+        mask = attn_mask.expand(b, h, attn_mask.shape[-2], m).reshape(b * h, attn_mask.shape[-2], m)
+        bias = torch.zeros(mask.shape, dtype=q.dtype).masked_fill_(~mask, torch.finfo(q.dtype).min)
+    flat = [t.reshape(b * h, t.shape[2], t.shape[3]) for t in (q, k, v)]  # (B n d), (B m d), (B m e)
+    out = _AttentionWithDropout.apply(*flat, bias, (b, h, n, m), dropout_p, generator)
+    return out.view(b, h, n, v.shape[-1])
