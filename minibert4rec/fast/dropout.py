@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 
+@torch.compiler.disable  # run eagerly under torch.compile: compilers mishandle views that change the dtype
 def _random_lanes(shape: tuple[int, ...], generator: torch.Generator | None,
                   device: torch.device | str | None) -> torch.Tensor:
     """Uniform 16-bit numbers in [-32768, 32767] of ``shape``: four from each 64-bit random word."""
