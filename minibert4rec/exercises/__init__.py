@@ -1,7 +1,7 @@
 """Exercises that check themselves: ``check_<name>(fn)``, ``hint(name)``, ``solution(name)``, ``list_exercises()``.
 
 Every notebook ends with exercises of rising difficulty: a *question* (answer in prose; ``solution`` prints a model
-answer), one or two *implement* exercises, and in notebooks 05 and 07 an *explore* experiment. An implement
+answer), one to three *implement* exercises, and in notebooks 05 and 07 an *explore* experiment. An implement
 exercise is one cell, ending with its check (the notebook imported ``check_leave_one_out, hint, solution`` from
 this module earlier)::
 
@@ -46,7 +46,7 @@ from .registry import NOTEBOOK_MODULES as _NOTEBOOKS
 from .registry import exercise as _exercise
 from .nb01_data import check_item_popularity, check_leave_one_out
 from .nb02_cloze_masking import check_cloze_mask, check_mask_last
-from .nb03_attention_from_scratch import check_causal_mask, check_scaled_dot_product_attention
+from .nb03_attention_from_scratch import check_causal_mask, check_scaled_dot_product_attention, check_softmax_backward
 from .nb04_the_model import check_bert4rec_parameter_count, check_output_scores, check_transformer_block
 from .nb05_training_on_a_gpu import check_adamw_step, check_warmup_linear_decay
 from .nb06_evaluation import check_ndcg_at_k, check_target_rank
@@ -57,7 +57,7 @@ __all__ = [
     "CheckResult", "Exercise", "CORRECT", "WRONG", "NOT_ATTEMPTED", "EXERCISES", "CHECKS", "SOLUTIONS_DIR", "hint",
     "solution", "solution_path", "solution_urls", "list_exercises", "grade", "grade_notebook",
     "check_leave_one_out", "check_item_popularity", "check_cloze_mask", "check_mask_last",
-    "check_scaled_dot_product_attention", "check_causal_mask", "check_bert4rec_parameter_count",
+    "check_scaled_dot_product_attention", "check_softmax_backward", "check_causal_mask", "check_bert4rec_parameter_count",
     "check_output_scores", "check_transformer_block", "check_warmup_linear_decay", "check_adamw_step",
     "check_recommend_for_user", "check_ndcg_at_k", "check_target_rank", "check_attention_entropy",
     "check_shard_rows",

@@ -1,5 +1,6 @@
-"""Notebook 03 (attention from scratch): the exercises on scaled dot-product attention and the causal mask, with
-their checks and hints. Both are compared with ``minibert4rec.attention``.
+"""Notebook 03 (attention from scratch): the exercises on scaled dot-product attention, the softmax's backward and
+the causal mask, with their checks and hints. Attention and the mask are compared with ``minibert4rec.attention``,
+the backward with autograd.
 """
 
 from __future__ import annotations
@@ -24,6 +25,15 @@ EXERCISES: list[Exercise] = [
               "torch.finfo(dtype).min), not -inf; then softmax over the keys (the last dimension).",
               "After the softmax, set the masked probabilities to 0 (so a query that sees no key outputs 0), "
               "then mix the values with a second einsum over j.")),
+    Exercise("softmax_backward", "03", "implement",
+             "The softmax's backward: from probs = softmax(scores) over the last dim and dprobs = dloss/dprobs, "
+             "return dloss/dscores.",
+             ("Each probability of a row depends on every score of that row: d probs_j / d scores_i = "
+              "probs_j * (1 if i == j else 0) - probs_j * probs_i.",
+              "By the chain rule dscores_i = sum over j of dprobs_j * (d probs_j / d scores_i). Split that sum "
+              "into the term j = i and a term that every i of the row shares.",
+              "The shared term is probs_i times one number per row, the dot product of that row's dprobs and "
+              "probs: a sum over the last dimension with keepdim=True, so that it broadcasts.")),
     Exercise("causal_mask", "03", "implement",
              "Bool (n, n) matrix, True where query i (row) may attend key j (column), i.e. j <= i.",
              ("Row i is the query, column j the key. Which triangle is True?",
@@ -61,3 +71,23 @@ def check_causal_mask(fn: Callable) -> CheckResult:
     cases = [(1,), (2,), (3,), (4,), (7,)]
     compare = lambda e, g_: _tensor_problem(e, g_, "bool")  # noqa: E731
     return _run("causal_mask", fn, cases, _against(lambda n: causal_mask(n)[0, 0], compare))
+
+
+def check_softmax_backward(fn: Callable) -> CheckResult:
+    """``softmax_backward(probs, dprobs) -> dscores``, each of the same shape; the softmax is over the last dim."""
+    g = torch.Generator().manual_seed(11)
+
+    def case(*shape: int, masked: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+        scores = torch.randn(shape, generator=g)
+        if masked:  # masked keys: probability exactly 0, as in attention
+            scores[..., :2] = torch.finfo(scores.dtype).min
+        return scores.softmax(dim=-1), torch.randn(shape, generator=g)
+
+    def autograd_backward(probs: torch.Tensor, dprobs: torch.Tensor) -> torch.Tensor:
+        scores = probs.log().requires_grad_()  # softmax(log probs) = probs, since each row sums to 1
+        scores.softmax(dim=-1).backward(dprobs)
+        return scores.grad
+
+    cases = [case(1, 3), case(2, 5), case(2, 2, 4, 6), case(3, 7, masked=True), case(1, 1, 5, 5)]
+    return _run("softmax_backward", fn, cases,
+                _against(autograd_backward, lambda e, got: _tensor_problem(e, got, "float", atol=1e-5)))
