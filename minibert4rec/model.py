@@ -19,7 +19,8 @@ The model's own options are a small dataclass, :class:`ModelConfig` (``ModelConf
 out of a run's flat :class:`BERT4RecConfig`). Departures from the paper (docs/differences.md lists them all):
 positions may count from the newest item (``position_counting="right"``; the paper's "left" is the default) and
 the output bias may start at log popularity (:meth:`BERT4Rec.init_output_bias_from_popularity`). Dropout on a
-CPU uses cheaper random bits (``fast/dropout.py``); the full softmax over a large catalogue is computed in
+CPU uses cheaper random bits (``fast/dropout.py``); attention with dropout in CPU training takes the same maths in
+fewer passes over memory (``fast/attention.py``); the full softmax over a large catalogue is computed in
 slices (``fast/cross_entropy.py``). The padding row of the item table is 0 and never trained.
 """
 
@@ -218,7 +219,8 @@ class BERT4Rec(nn.Module):
         """Encode ``input_ids`` (b, n) into hidden states (b, n, D).
 
         Returns ``(hidden, attentions)``; ``attentions`` holds one (b, h, n, n) probability tensor per layer when
-        ``return_attention`` is True (the slow, from-scratch path), else it is empty (the fast fused path).
+        ``return_attention`` is True (the slow, from-scratch path), else it is empty (the fast path: PyTorch's fused
+        kernel, or ``fast/attention.py`` when training on a CPU with attention dropout).
 
         ``last_position_only=True`` returns (b, 1, D), the last position's hidden state, for the same result with
         less work: the last layer's other outputs are never read by a prediction, so that layer computes keys

@@ -261,3 +261,28 @@ def test_run_notebooks_executes_in_place_records_each_row_and_keeps_the_others(t
     assert smoke.returncode != 0 and "MINIBERT4REC_SMOKE is set" in smoke.stderr
     unknown = subprocess.run([*script, "9"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
     assert unknown.returncode != 0 and "01_ok.ipynb, 02_fails.ipynb" in unknown.stderr
+
+
+def test_epoch_time_summary_and_the_from_scratch_path_is_restored(monkeypatch):
+    """epoch_time.py: min / median / max over seeds, and timing the from-scratch path leaves the trainer's
+    attention switched back on, even when the epoch fails."""
+    import epoch_time
+    from minibert4rec.fast import attention as fast_attention
+
+    runs = [{"path": "default", "threads": 2, "seed": s, "epoch_seconds": t, "cpu_seconds": 2 * t} for s, t in
+            [(0, 30.0), (1, 27.5), (2, 28.0)]]
+    row = epoch_time.summarize(runs)
+    assert row["seeds"] == [0, 1, 2] and row["epoch_seconds_min_median_max"] == [27.5, 28.0, 30.0]
+    assert row["cpu_seconds_min_median_max"] == [55.0, 56.0, 60.0]
+    original = fast_attention.can_use
+
+    def failing_epoch(*args, **kwargs):
+        assert fast_attention.can_use(None, None) is False  # the from-scratch path is on during the epoch
+        raise RuntimeError("epoch failed")
+
+    monkeypatch.setattr(epoch_time, "train_epoch", failing_epoch)
+    data = synthetic_sequences(n_users=20, n_items=30, min_len=5, max_len=12, seed=0)
+    from minibert4rec.support.config import BERT4RecConfig
+    with pytest.raises(RuntimeError, match="epoch failed"):
+        epoch_time.one_epoch("from-scratch", 1, 0, data, BERT4RecConfig(max_seq_length=8, hidden_size=8, n_heads=2))
+    assert fast_attention.can_use is original

@@ -35,14 +35,26 @@ import torch
 from .dropout import keep_multiplier
 
 
+def _cpu_autocast_enabled() -> bool:
+    try:
+        return torch.is_autocast_enabled("cpu")
+    except TypeError:  # torch < 2.4 has no device argument
+        return torch.is_autocast_cpu_enabled()
+
+
+def _compiling() -> bool:
+    is_compiling = getattr(torch.compiler, "is_compiling", None)  # torch >= 2.3
+    return bool(is_compiling()) if is_compiling is not None else False
+
+
 def can_use(q: torch.Tensor, attn_mask: torch.Tensor | None) -> bool:
     """True where this path computes exactly what the plain one does: float32 on a CPU without autocast or
     ``torch.compile``, and every
     query sees at least one key (a query with no key at all gets zeros in the plain version; here it would get a
     uniform average, so such batches keep the plain path)."""
-    if q.device.type != "cpu" or q.dtype != torch.float32 or torch.is_autocast_enabled("cpu"):
+    if q.device.type != "cpu" or q.dtype != torch.float32 or _cpu_autocast_enabled():
         return False
-    if torch.compiler.is_compiling():  # under torch.compile the plain version is traced and fused by the compiler
+    if _compiling():  # under torch.compile the plain version is traced and fused by the compiler
         return False
     return attn_mask is None or bool(attn_mask.any(dim=-1).all())
 
