@@ -24,6 +24,7 @@ import os
 import statistics
 import sys
 import time
+from contextlib import nullcontext
 from pathlib import Path
 
 import torch
@@ -54,16 +55,11 @@ def one_epoch(path: str, threads: int, seed: int, data, config) -> dict:
     steps = dataset.num_batches(config.batch_size)
     optimizer = make_optimizer(model, config)
     scheduler = make_scheduler(optimizer, config, steps * config.epochs)
-    original = fast_attention.can_use
-    if path == "from-scratch":
-        fast_attention.can_use = lambda q, attn_mask: False
-    try:
+    with fast_attention.disabled() if path == "from-scratch" else nullcontext():
         cpu0 = time.process_time()
         row = train_epoch(model, model.loss, dataset, optimizer, scheduler, config, 1, batch_size=config.batch_size,
                           device=torch.device("cpu"), bf16=False, parallel=distributed.current(), progress=False)
         cpu = time.process_time() - cpu0
-    finally:
-        fast_attention.can_use = original
     return {"path": path, "threads": threads, "seed": seed, "steps": steps,
             "epoch_seconds": round(row["epoch_seconds"], 2), "cpu_seconds": round(cpu, 1),
             "train_loss": round(row["train_loss"], 4)}

@@ -78,17 +78,6 @@ class FusedInTraining:
         attention.MultiHeadAttention.forward = self.original
 
 
-class FromScratchInTraining:
-    """Within this block, training attention takes the from-scratch path of notebook 03 (no fast/attention.py)."""
-
-    def __enter__(self) -> None:
-        self.original = fast_attention.can_use
-        fast_attention.can_use = lambda q, attn_mask: False
-
-    def __exit__(self, *exc) -> None:
-        fast_attention.can_use = self.original
-
-
 def make_batches(data, config, batch_size: int, n: int, seed: int = 0) -> list[tuple[torch.Tensor, torch.Tensor]]:
     dataset = ClozeDataset(data.split(True).train, config.max_seq_length, config.mask_ratio, data.mask_id,
                            data.n_items, seed=seed)
@@ -112,7 +101,7 @@ def measure(lever: str, threads: int, steps: int, data, config, seed: int = 0) -
     if lever == "compile":
         model.compile()
     fused = (FusedInTraining() if lever.startswith("fused")
-             else FromScratchInTraining() if lever == "from-scratch attention" else None)
+             else fast_attention.disabled() if lever == "from-scratch attention" else None)
     if fused:
         fused.__enter__()
     try:

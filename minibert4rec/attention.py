@@ -153,17 +153,15 @@ class MultiHeadAttention(nn.Module):
         k, v = (rearrange(proj(x), "b n (h d) -> b h n d", h=self.n_heads) for proj in (self.k_proj, self.v_proj))
         p = self.attn_dropout_prob if self.training else 0.0
         probs = None
-        if fast and p > 0.0 and x.device.type == "cpu":
-            # PyTorch's fused kernel would draw its dropout with slow random numbers on a CPU: the same maths in
-            # fewer passes over the (b h n n) scores instead (fast/attention.py), else the plain version
-            if fast_attention.can_use(q, attn_mask):
-                _check_mask(attn_mask, x.shape[0], self.n_heads, q.shape[2], k.shape[2])
-                out = fast_attention.attention_with_dropout(q, k, v, attn_mask, p)
-                return self.out_proj(rearrange(out, "b h n d -> b n (h d)")), None
+        # PyTorch's fused kernel would draw its dropout with slow random numbers on a CPU: there, the same maths in
+        # fewer passes over the (b h n n) scores (fast/attention.py) where it applies, else the plain version
+        cpu_dropout = p > 0.0 and x.device.type == "cpu"
+        if fast and cpu_dropout and not fast_attention.can_use(q, attn_mask):
             fast = False
         if fast:
             _check_mask(attn_mask, x.shape[0], self.n_heads, q.shape[2], k.shape[2])
-            out = _fast_attention(q, k, v, attn_mask, p)
+            out = (fast_attention.attention_with_dropout(q, k, v, attn_mask, p) if cpu_dropout
+                   else _fast_attention(q, k, v, attn_mask, p))
         else:
             out, probs = scaled_dot_product_attention(q, k, v, attn_mask, p, self.training)
         out = self.out_proj(rearrange(out, "b h n d -> b n (h d)"))

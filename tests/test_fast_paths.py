@@ -272,6 +272,9 @@ def test_attention_with_dropout_is_used_only_where_it_equals_the_plain_version()
     assert not can_use(q.bfloat16(), None) and not can_use(q.double(), None)
     with torch.autocast("cpu", dtype=torch.bfloat16):
         assert not can_use(q, None)
+    with fast_attention.disabled():  # the switch benchmarks use to time the plain path
+        assert not can_use(q, None)
+    assert can_use(q, None)
 
 
 def test_multi_head_attention_trains_through_the_fused_path_with_the_plain_paths_numbers(monkeypatch):

@@ -29,6 +29,8 @@ attention probabilities are asked for.
 from __future__ import annotations
 
 import math
+from contextlib import contextmanager
+from typing import Iterator
 
 import torch
 
@@ -47,12 +49,26 @@ def _compiling() -> bool:
     return bool(is_compiling()) if is_compiling is not None else False
 
 
+_enabled = True
+
+
+@contextmanager
+def disabled() -> Iterator[None]:
+    """Within this block, training takes the plain (from-scratch) attention: to time or compare the two paths."""
+    global _enabled
+    before, _enabled = _enabled, False
+    try:
+        yield
+    finally:
+        _enabled = before
+
+
 def can_use(q: torch.Tensor, attn_mask: torch.Tensor | None) -> bool:
     """True where this path computes exactly what the plain one does: float32 on a CPU without autocast or
-    ``torch.compile``, and every
-    query sees at least one key (a query with no key at all gets zeros in the plain version; here it would get a
-    uniform average, so such batches keep the plain path)."""
-    if q.device.type != "cpu" or q.dtype != torch.float32 or _cpu_autocast_enabled():
+    ``torch.compile``, and every query sees at least one key (a query with no key at all gets zeros in the plain
+    version; here it would get a uniform average, so such batches keep the plain path). False inside
+    :func:`disabled`."""
+    if not _enabled or q.device.type != "cpu" or q.dtype != torch.float32 or _cpu_autocast_enabled():
         return False
     if _compiling():  # under torch.compile the plain version is traced and fused by the compiler
         return False
