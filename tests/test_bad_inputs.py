@@ -332,6 +332,7 @@ def test_cli_reports_one_line_and_exit_code_2(world, tmp_path, capsys, template,
     (["train", "--lr", "inf", "--dataset", "{data}", "--out", "{out}"], "learning_rate=inf"),
     (["train", "--epochs", "1.5"], "invalid int value: '1.5'"),
 ])
+@pytest.mark.integration
 def test_cli_in_a_subprocess(world, tmp_path, argv, match):
     argv = [a.format(data=world["data"], out=tmp_path / "out") for a in argv]
     done = subprocess.run([sys.executable, "-m", "minibert4rec", *argv], cwd=tmp_path, capture_output=True, text=True,

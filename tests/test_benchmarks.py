@@ -18,6 +18,7 @@ ROOT = Path(__file__).resolve().parents[1]
 @pytest.mark.parametrize("protocol, watched, extra", [
     ("paper", "test", []),
     ("held-out", "valid", ["--loss-negatives", "50", "--masking", "independent", "--position-counting", "right"])])
+@pytest.mark.integration
 def test_reproduce_writes_both_protocols_and_keeps_the_papers_row_apart(tmp_path, protocol, watched, extra):
     data = synthetic_sequences(n_users=400, n_items=200, min_len=8, max_len=20, seed=3)  # >= 100 negatives each
     seqs = tmp_path / "seq.txt"
@@ -93,6 +94,7 @@ def test_reproduce_table_is_the_same_shape_with_or_without_a_paper_row():
     assert "0.3025" in with_row[4] and without[4].split()[1] == "-"
 
 
+@pytest.mark.integration
 def test_pipeline_scale_runs_at_a_tiny_size_and_reports_every_stage(tmp_path):
     out = tmp_path / "scale.json"
     started = time.perf_counter()
@@ -229,6 +231,7 @@ def _tiny_notebook(path: Path, code: str) -> None:
     nbformat.write(nb, path)
 
 
+@pytest.mark.integration
 def test_run_notebooks_executes_in_place_records_each_row_and_keeps_the_others(tmp_path):
     import os
 

@@ -37,6 +37,7 @@ def _results(out: Path) -> dict:
     return {k: metrics[k] for k in ("valid", "test", "best_epoch")}
 
 
+@pytest.mark.integration
 def test_resume_after_kill_9_gives_the_uninterrupted_runs_metrics(tmp_path, run_args, capsys):
     crashed = tmp_path / "crashed"
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
@@ -167,6 +168,7 @@ def test_dataset_preset_is_applied_printed_and_overridden(capsys):
 
 @pytest.mark.skipif(not (Path(__file__).resolve().parents[1] / "data" / "ml-100k").is_dir(),
                     reason="needs the repository's data/ml-100k")
+@pytest.mark.integration
 def test_readme_commands_work_from_an_empty_folder(tmp_path):
     """The documented defaults (--dataset ml-100k, --data-dir data relative to the working folder) from any folder."""
     import os

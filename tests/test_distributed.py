@@ -79,12 +79,14 @@ def test_one_process_sets_up_nothing():
     assert distributed.current() == distributed.Context() and not distributed.dist.is_initialized()
 
 
+@pytest.mark.integration
 def test_both_ranks_hold_the_same_model(run):
     for name in ("B", "C"):
         rank0 = torch.load(run["out"] / f"{name}_model_rank0.pt", weights_only=True)
         assert _equal_state(rank0, torch.load(run["out"] / f"{name}_model_rank1.pt", weights_only=True)), name
 
 
+@pytest.mark.integration
 def test_sharded_evaluation_is_the_one_process_evaluation_of_the_same_weights(run):
     data, ranks = run["data"], [json.loads((run["out"] / f"B_rank{r}.json").read_text()) for r in (0, 1)]
     assert ranks[0]["valid"] == ranks[1]["valid"] and ranks[0]["test"] == ranks[1]["test"]
@@ -100,6 +102,7 @@ def test_sharded_evaluation_is_the_one_process_evaluation_of_the_same_weights(ru
         assert one == ranks[0][name]  # exactly, every metric of every protocol
 
 
+@pytest.mark.integration
 def test_loss_trajectory_matches_one_process_with_the_global_batch(run):
     ranks = json.loads((run["out"] / "B_rank0.json").read_text())
     assert ranks["extra"] == {"world_size": 2, "global_batch_size": 32}
@@ -107,6 +110,7 @@ def test_loss_trajectory_matches_one_process_with_the_global_batch(run):
     assert ranks["train_loss"] == pytest.approx(one.history["train_loss"].tolist(), rel=LOSS_RTOL)
 
 
+@pytest.mark.integration
 def test_the_command_line_writes_once_and_states_the_global_batch(run):
     a = run["out"] / "A"
     metrics = json.loads((a / "metrics.json").read_text())
@@ -117,6 +121,7 @@ def test_the_command_line_writes_once_and_states_the_global_batch(run):
     assert not list(a.glob("*.tmp"))
 
 
+@pytest.mark.integration
 def test_resume_after_a_kill_gives_the_run_that_never_stopped(run):
     a, c = (load_checkpoint(run["out"] / name / "checkpoint.pt") for name in ("A", "C"))
     assert a["epoch"] == c["epoch"] == 3

@@ -45,6 +45,7 @@ def _answer(name: str, wrong: bool = False) -> str:
     return (SOLUTIONS / ("wrong" if wrong else "") / f"{name}.py").read_text(encoding="utf-8")
 
 
+@pytest.mark.integration
 def test_printed_verdicts_and_tampered_checks_earn_nothing(tmp_path):
     """The notebook prints both success lines, replaces the checks in every module it can reach, and answers one
     exercise wrongly and the other not at all: 0 marks, and the reasons are the real checks'."""
@@ -63,6 +64,7 @@ def test_printed_verdicts_and_tampered_checks_earn_nothing(tmp_path):
     assert "Kernel" not in printed and "WARNING" not in printed  # no kernel chatter in the report
 
 
+@pytest.mark.integration
 def test_a_right_answer_earns_its_mark_and_a_wrong_one_does_not(tmp_path):
     path = _notebook(tmp_path, "from minibert4rec.exercises import check_ndcg_at_k, check_target_rank",
                      _answer("ndcg_at_k"), "check_ndcg_at_k(ndcg_at_k)",
@@ -85,6 +87,7 @@ def _load_wrong_target_rank():
     return namespace["target_rank"]
 
 
+@pytest.mark.integration
 def test_the_last_definition_counts_and_a_stub_is_not_attempted(tmp_path):
     """The student's function as the notebook leaves it: a later cell redefining it wins, whatever was printed."""
     stub = "def {}(*args):\n    raise NotImplementedError"
@@ -94,6 +97,7 @@ def test_the_last_definition_counts_and_a_stub_is_not_attempted(tmp_path):
                                        **dict.fromkeys(OTHERS, "missing")}
 
 
+@pytest.mark.integration
 def test_a_notebook_that_stops_its_kernel_is_not_graded(tmp_path):
     path = _notebook(tmp_path, _answer("ndcg_at_k"), FORGED_PRINTS, "import os\nos._exit(0)")
     verdicts = ex.grade(path, timeout=60)

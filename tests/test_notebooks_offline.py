@@ -63,16 +63,19 @@ def _check(number: str, folder: Path) -> None:
 
 
 @pytest.mark.parametrize("number", ["01", "02", "03", "04"])
+@pytest.mark.integration
 def test_notebook_runs_offline_on_ml100k(number, folder):
     _check(number, folder)
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("number", ["05", "06", "07", "08"])  # in this order: 06 and 07 read the checkpoint of 05
+@pytest.mark.integration
 def test_training_notebook_runs_offline_on_ml100k(number, folder):
     _check(number, folder)
 
 
+@pytest.mark.integration
 def test_a_missing_dataset_stops_the_data_cell_with_a_short_message(tmp_path):
     """ML-1m asked for, neither it nor ml-100k in data/, no network: the data cell says in one line that it switches
     to ml-100k, then what to do in two lines, no stack trace; tqdm stays silent although ipywidgets is missing (a
@@ -177,6 +180,7 @@ def test_notebook_data_without_ml100k_either_stops_with_the_datasets_message(tmp
 
 # ------------------------------------------------------------------- a fresh runtime without notebook 05's run
 @pytest.mark.parametrize("number", ["06", "07"])  # smoke size: under a minute each on 2 CPU cores
+@pytest.mark.integration
 def test_without_notebook05s_checkpoint_the_notebook_trains_its_own_model(number, tmp_path):
     """A fresh Colab runtime has no ../runs/notebook05/checkpoint.pt: 06 and 07 train a smaller model of their own
     (SIZES["standalone_budget_s"]) and say so, instead of failing. Smoke size, offline, in a folder without runs/."""

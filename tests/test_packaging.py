@@ -195,6 +195,7 @@ def _toolchain_problem() -> str | None:
 
 
 @pytest.mark.skipif(shutil.which("git") is None or not (ROOT / ".git").exists(), reason="needs a git checkout")
+@pytest.mark.integration
 def test_the_colab_cell_installs_a_package_importable_in_the_same_process(tmp_path):
     """The cell's mechanics, offline: the same pip requirement (git+URL@main) with the URL pointing at a local
     clone, into a fresh virtual environment, then import in the process that ran pip (as a Colab kernel does).

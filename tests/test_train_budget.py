@@ -106,6 +106,7 @@ def test_a_planned_run_resumes_with_its_plan(monkeypatch, tmp_path):
     assert resumed.history["train_loss"].tolist() == pytest.approx(whole.history["train_loss"].tolist())
 
 
+@pytest.mark.integration
 def test_the_command_line_refuses_a_budget_that_is_not_positive(tmp_path):
     import subprocess
     import sys
@@ -140,6 +141,7 @@ def test_notebook_threads_reads_what_other_processes_use_now(monkeypatch, cores,
     assert ("idle" in why) == (others <= 0.5) and f"{others:.2f} cores" in why
 
 
+@pytest.mark.integration
 def test_busy_cores_of_others_sees_another_process_and_not_its_own_work():
     import os
     import subprocess
