@@ -40,7 +40,7 @@ from .support.config import BERT4RecConfig
 from .support.files import remove_stale_temporaries
 from .support.preflight import check_before_training, check_device
 from .support.progress import tqdm  # widgets in Jupyter with ipywidgets, else text; never a warning
-from .support.runtime import keeps_caller_threads, set_threads
+from .support.runtime import keeps_caller_threads, reuse_freed_memory, set_threads
 
 
 # ------------------------------------------------------------------------------------- 1. which device?
@@ -314,6 +314,8 @@ def train(
     set_threads(config.threads)  # 0 = default_threads(): one core left free, so a busy machine stays fast
     parallel = distributed.current()  # [distributed] rank 0 of 1 unless torchrun set up a process group
     device = parallel.place(choose_device(config.device))
+    if device.type == "cpu":
+        reuse_freed_memory()  # a step reuses the pages the last one freed: no page faults (Linux; same numbers)
     batch_size = config.batch_size * parallel.world_size  # [distributed] the global batch (= batch_size for 1 process)
     check_before_training(config, data, device)
     if init_from is not None and resume_from is not None:

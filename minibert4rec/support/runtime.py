@@ -2,7 +2,8 @@
 
 ``run_sizes`` gives the notebooks their dataset, model and time budgets; ``MINIBERT4REC_SMOKE=1`` shrinks them to
 a CI-sized smoke run and ``MINIBERT4REC_DATASET`` picks the dataset. ``set_threads`` sets torch's CPU threads;
-``keeps_caller_threads`` hands them back when a function that set them returns.
+``keeps_caller_threads`` hands them back when a function that set them returns. ``reuse_freed_memory`` keeps the
+memory a training step frees inside the process for the next step, instead of handing it back to the kernel.
 """
 
 from __future__ import annotations
@@ -54,6 +55,51 @@ def keeps_caller_threads(function):
             torch.set_num_threads(before)
 
     return wrapper
+
+
+# glibc's mallopt parameters (malloc.h) and the largest mmap threshold it accepts on a 64-bit machine.
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
+MMAP_THRESHOLD_BYTES = 32 * 2**20
+#: Set to False before training to keep the C library's own allocator settings (``benchmarks/allocator.py``
+#: times training both ways).
+tune_allocator = True
+_allocator_tuned = False
+
+
+def reuse_freed_memory() -> bool:
+    """Let freed memory stay in the process for the next training step (Linux with glibc); True where applied.
+
+    Every training step allocates and frees the same large tensors: at L = 200 and batch 32 the attention scores
+    alone are (b h n n) = 10 MB each. glibc's ``malloc`` serves a large block with pages fresh from the kernel
+    and, once it is freed, returns them (blocks above its *mmap threshold*, and free memory at the top of its heap
+    above its *trim threshold*). The next step then touches those pages again, and the kernel zeroes each 4 KiB
+    page on first touch: a page fault each. On ML-1m that came to thousands of faults and several milliseconds of
+    system time per step (``benchmarks/allocator.py``). Two ``mallopt`` calls stop it: blocks of up to 32 MiB
+    come from the heap, and the heap is never trimmed, so a step reuses the pages the previous step freed.
+
+    Nothing computed changes, only where the memory comes from. The cost: the process keeps its peak memory
+    until it exits. The setting is process-wide and lasts; calling again does nothing. Elsewhere (macOS,
+    Windows, other C libraries), or after ``tune_allocator = False``, nothing is done and False is returned.
+    """
+    global _allocator_tuned
+    if _allocator_tuned:
+        return True
+    if not tune_allocator:
+        return False
+    import ctypes
+    import platform
+
+    if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
+        return False
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:
+        return False
+    # mallopt returns 1 on success; the mmap threshold first, so that no block is trimmed under the old one
+    applied = libc.mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES) == 1
+    applied = applied and libc.mallopt(_M_TRIM_THRESHOLD, 2**31 - 1) == 1  # an int: the largest it takes
+    _allocator_tuned = applied
+    return applied
 
 
 SMOKE_ENV_VAR = "MINIBERT4REC_SMOKE"
