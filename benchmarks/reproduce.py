@@ -128,6 +128,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     model.add_argument("--lr", dest="learning_rate", type=float)
     model.add_argument("--warmup-steps", type=int)
     model.add_argument("--dropout", type=float, help="hidden and attention dropout")
+    model.add_argument("--attn-dropout", type=float,
+                       help="attention dropout alone (after --dropout); 0 lets a CPU step take PyTorch's fused attention")
     model.add_argument("--weight-decay", type=float)
     model.add_argument("--output-bias-init", choices=("popularity", "zeros"),
                        help="popularity (the recipe): the output bias starts at log item popularity; zeros: the paper's")
@@ -177,10 +179,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def settings(args: argparse.Namespace, preset: Preset) -> tuple[dict, list[str]]:
     """The preset (authors' data settings + our CPU recipe) under the options given on the command line."""
     given = {k: getattr(args, k) for k in APPLIED if getattr(args, k, None) is not None}
+    flags = {}
     if args.dropout is not None:
         given.update(hidden_dropout_prob=args.dropout, attn_dropout_prob=args.dropout)
-    options, lines = apply_preset(preset, given, recipe=True, only=APPLIED,
-                                  flags={"hidden_dropout_prob": "--dropout", "attn_dropout_prob": "--dropout"})
+        flags.update(hidden_dropout_prob="--dropout", attn_dropout_prob="--dropout")
+    if args.attn_dropout is not None:
+        given["attn_dropout_prob"] = args.attn_dropout
+        flags["attn_dropout_prob"] = "--attn-dropout"
+    options, lines = apply_preset(preset, given, recipe=True, only=APPLIED, flags=flags)
     skipped = {k: v for k, v in preset.authors.items() if k not in APPLIED and k not in CONFIG_FIELDS}
     if skipped:
         lines.append("the authors' choices not applied here: " + ", ".join(f"{k}={v}" for k, v in skipped.items()))
