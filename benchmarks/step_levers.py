@@ -15,6 +15,9 @@ lever, everything else equal:
 * ``fused attention, no attention dropout``: the same without attention dropout (not the paper's model: an upper
   bound on what the fused kernel can give).
 * ``batch 64`` / ``batch 128``: more sequences per step (time per sequence is what counts for an epoch).
+* ``bf16 autocast``: the step under ``torch.autocast("cpu", dtype=torch.bfloat16)``, as a GPU step runs: matrix
+  products in bfloat16, which CPUs with AVX-512 BF16 or AMX compute natively (the result records whether this one
+  does). Attention then takes the from-scratch path, since the trainer's CPU attention is float32 only.
 
 Each lever is measured ``--repeats`` times (seeds ``--first-seed``, +1, +2, ...: other weights and other
 batches). For every lever the result gives milliseconds per sequence (min / median / max over the repeats) and
@@ -53,7 +56,7 @@ from minibert4rec.support.runtime import run_sizes  # noqa: E402
 from minibert4rec.train import make_optimizer, make_scheduler, training_step  # noqa: E402
 
 LEVERS = ("plain", "from-scratch attention", "compile", "fused attention, same dropout", "fused attention, no attention dropout",
-          "batch 64", "batch 128")
+          "batch 64", "batch 128", "bf16 autocast")
 
 
 class FusedInTraining:
@@ -98,6 +101,7 @@ def measure(lever: str, threads: int, steps: int, data, config, seed: int = 0) -
     batches = make_batches(data, config, batch_size, n_steps + 3, seed)
     warm, timed = batches[:3], batches[3:]
     compile_seconds = None
+    bf16 = lever == "bf16 autocast"
     if lever == "compile":
         model.compile()
     fused = (FusedInTraining() if lever.startswith("fused")
@@ -108,12 +112,12 @@ def measure(lever: str, threads: int, steps: int, data, config, seed: int = 0) -
         model.train()
         t0 = time.perf_counter()
         for inputs, labels in warm:
-            training_step(model.loss, model, optimizer, scheduler, inputs, labels, config, False)
+            training_step(model.loss, model, optimizer, scheduler, inputs, labels, config, bf16)
         if lever == "compile":
             compile_seconds = round(time.perf_counter() - t0, 1)
         cpu0, start = time.process_time(), time.perf_counter()
         for inputs, labels in timed:
-            training_step(model.loss, model, optimizer, scheduler, inputs, labels, config, False)
+            training_step(model.loss, model, optimizer, scheduler, inputs, labels, config, bf16)
         wall, cpu = time.perf_counter() - start, time.process_time() - cpu0
     finally:
         if fused:
@@ -152,6 +156,14 @@ def plain_flops_per_sequence(data, config) -> float:
     return counter.get_total_flops() / sum(len(inputs) for inputs, _ in batches)
 
 
+def native_bf16() -> bool | None:
+    """Whether oneDNN computes bfloat16 matrix products natively on this CPU (AVX-512 BF16 or AMX); None if unknown."""
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return None
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--threads", type=int, nargs="+", default=[2, 1])
@@ -185,7 +197,7 @@ def main() -> None:
                "model": {k: getattr(config, k) for k in ("max_seq_length", "hidden_size", "inner_size", "n_layers",
                                                           "n_heads", "mask_ratio", "hidden_dropout_prob",
                                                           "attn_dropout_prob")},
-               "gflop_per_sequence_plain": round(flops / 1e9, 3), "rows": rows}
+               "gflop_per_sequence_plain": round(flops / 1e9, 3), "cpu_has_native_bf16": native_bf16(), "rows": rows}
     write_result(args.out, payload, load_before)
 
 
