@@ -1,18 +1,26 @@
-"""Seconds per training epoch on ML-1m: the trainer's default attention against the from-scratch one.
+"""Seconds per training epoch on ML-1m: two ways of running the same step, side by side.
 
 One epoch of the paper's model (L = 200, hidden 64, 2 layers, 2 heads, batch 32) is run as the trainer runs it
 (``train.train_epoch``: the Cloze samples of ``masking.make_dataset``, length-grouped batches, AdamW, the recipe's
-schedule), once per attention path:
+schedule, freed memory kept for the next step), once per arm. ``--compare attention`` (the default):
 
 * ``default``: what ``train`` does on a CPU: attention with dropout through ``fast/attention.py``;
 * ``from-scratch``: attention through ``attention.scaled_dot_product_attention``, as notebook 03 writes it.
 
 Both compute the same numbers from the same random state (``tests/test_fast_paths.py``); only the time differs.
-For each thread count, every seed runs both paths one after the other (the order alternates between seeds), so
+``--compare precision``:
+
+* ``float32``: the trainer's default step, the paper's arithmetic;
+* ``bf16 autocast``: the step with ``amp_cpu=True``: matrix products in bfloat16 (attention's through
+  ``fast/attention.py`` too), the rest in float32. The losses then differ by bfloat16's rounding, and the result
+  records both. The result also records whether the CPU multiplies bfloat16 natively (``cpu_has_native_bf16``).
+
+For each thread count, every seed runs both arms one after the other (the order alternates between seeds), so
 that a slow minute hits both alike. The result gives epoch seconds and CPU seconds, min / median / max over the
-seeds, and the speed-up of the medians.
+seeds, and the speed-up of the medians over the second arm.
 
     python benchmarks/epoch_time.py --threads 2 1 --seeds 0 1 2 --out benchmarks/results/epoch_time_ml1m_cpu.json
+    python benchmarks/epoch_time.py --compare precision --out benchmarks/results/epoch_time_bf16_ml1m_cpu.json
 
 Run it with nothing else on the machine; the load average before and after is recorded.
 """
@@ -38,10 +46,10 @@ from minibert4rec.data import load_dataset  # noqa: E402
 from minibert4rec.fast import attention as fast_attention  # noqa: E402
 from minibert4rec.masking import make_dataset  # noqa: E402
 from minibert4rec.model import BERT4Rec  # noqa: E402
-from minibert4rec.support.runtime import run_sizes  # noqa: E402
-from minibert4rec.train import make_optimizer, make_scheduler, train_epoch  # noqa: E402
+from minibert4rec.support.runtime import reuse_freed_memory, run_sizes  # noqa: E402
+from minibert4rec.train import cpu_has_native_bf16, make_optimizer, make_scheduler, train_epoch  # noqa: E402
 
-PATHS = ("default", "from-scratch")
+ARMS = {"attention": ("default", "from-scratch"), "precision": ("bf16 autocast", "float32")}
 
 
 def one_epoch(path: str, threads: int, seed: int, data, config) -> dict:
@@ -58,7 +66,8 @@ def one_epoch(path: str, threads: int, seed: int, data, config) -> dict:
     with fast_attention.disabled() if path == "from-scratch" else nullcontext():
         cpu0 = time.process_time()
         row = train_epoch(model, model.loss, dataset, optimizer, scheduler, config, 1, batch_size=config.batch_size,
-                          device=torch.device("cpu"), bf16=False, parallel=distributed.current(), progress=False)
+                          device=torch.device("cpu"), bf16=path == "bf16 autocast", parallel=distributed.current(),
+                          progress=False)
         cpu = time.process_time() - cpu0
     return {"path": path, "threads": threads, "seed": seed, "steps": steps,
             "epoch_seconds": round(row["epoch_seconds"], 2), "cpu_seconds": round(cpu, 1),
@@ -75,6 +84,8 @@ def summarize(runs: list[dict]) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--compare", choices=tuple(ARMS), default="attention",
+                        help="attention: the trainer's against the from-scratch one; precision: bf16 against float32")
     parser.add_argument("--threads", type=int, nargs="+", default=[2, 1])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--dataset", default="ml-1m")
@@ -85,22 +96,25 @@ def main() -> None:
         parser.error("every --threads value must be a positive integer, and give at least one seed")
     data = load_dataset(args.dataset, data_dir=args.data_dir)
     config = run_sizes()["config"].replace(include_valid_in_train=True, device="cpu")
+    arms = ARMS[args.compare]
+    reuse_freed_memory()  # as train() does on a CPU
     load_before = os.getloadavg()[0]
     rows = []
     for threads in args.threads:
-        runs: dict[str, list[dict]] = {path: [] for path in PATHS}
+        runs: dict[str, list[dict]] = {path: [] for path in arms}
         for i, seed in enumerate(args.seeds):
-            for path in (PATHS if i % 2 == 0 else PATHS[::-1]):
+            for path in (arms if i % 2 == 0 else arms[::-1]):
                 runs[path].append(one_epoch(path, threads, seed, data, config))
                 print(runs[path][-1], flush=True)
-        summaries = {path: summarize(runs[path]) for path in PATHS}
-        scratch = summaries["from-scratch"]["epoch_seconds_min_median_max"][1]
-        for path in PATHS:
+        summaries = {path: summarize(runs[path]) for path in arms}
+        baseline = summaries[arms[1]]["epoch_seconds_min_median_max"][1]
+        for path in arms:
             median = summaries[path]["epoch_seconds_min_median_max"][1]
-            rows.append({**summaries[path], "speedup_vs_from_scratch_median": round(scratch / median, 2),
+            rows.append({**summaries[path], f"speedup_vs_{arms[1].replace('-', '_')}_median": round(baseline / median, 2),
                          "runs": runs[path]})
             print({k: v for k, v in rows[-1].items() if k != "runs"}, flush=True)
-    payload = {**provenance(), "dataset": args.dataset,
+    payload = {**provenance(), "dataset": args.dataset, "compare": args.compare,
+               "cpu_has_native_bf16": cpu_has_native_bf16(),
                "model": {k: getattr(config, k) for k in ("max_seq_length", "hidden_size", "inner_size", "n_layers",
                                                           "n_heads", "batch_size", "mask_ratio", "hidden_dropout_prob",
                                                           "attn_dropout_prob")},

@@ -173,6 +173,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                           "fresh optimizer and schedule; its training time is added to the reported total")
     run.add_argument("--device", default="auto")
     run.add_argument("--compile", action="store_true")
+    run.add_argument("--amp-cpu", action="store_true",
+                     help="bf16 autocast on a CPU with native bf16 (AVX-512 BF16 or AMX); the paper trains in float32")
     return parser.parse_args(argv)
 
 
@@ -228,6 +230,7 @@ def main(argv: list[str] | None = None) -> int:
              if paper_stats else ""), flush=True)
     config = BERT4RecConfig(
         hidden_act="gelu", eval_every=args.eval_every, device=args.device, compile=args.compile, causal=args.causal,
+        amp_cpu=args.amp_cpu,
         include_valid_in_train=args.protocol == "paper", norm_first=args.norm_first, seed=args.seed,
         eval_users=args.eval_users, threads=args.threads, **options,
         **{k: getattr(args, k) for k in ("masking", "max_predictions", "position_counting", "loss_negatives")

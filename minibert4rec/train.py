@@ -7,8 +7,8 @@ After every ``eval_every`` epochs the model ranks each user's validation item (`
 tested on ``seq[-1]`` given ``seq[:-1]`` -- the leave-one-out protocol of the paper.
 
 The steps, in the order of ``def`` lines below (and of notebook 05): the device (:func:`choose_device`);
-AdamW and the warm-up/decay schedule (:func:`make_optimizer`, :func:`make_scheduler`); bf16 on CUDA
-(:func:`use_bf16`); one training step
+AdamW and the warm-up/decay schedule (:func:`make_optimizer`, :func:`make_scheduler`); bf16 autocast on a
+GPU, or on a CPU when asked (:func:`use_bf16`); one training step
 (:func:`training_step`); one epoch (:func:`train_epoch`); the evaluation hook that draws the curve and keeps the
 best weights (:func:`watch`); the checkpoint written after every epoch and resumed from bit for bit
 (:func:`checkpoint_state`, :func:`resume`; file handling in ``checkpoint.py``); the time budget and early stop
@@ -23,6 +23,7 @@ from __future__ import annotations
 import math
 import statistics
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -107,8 +108,22 @@ def replan_scheduler(scheduler: torch.optim.lr_scheduler.LambdaLR, config: BERT4
 
 # ---------------------------------------------------------------------------- 4. mixed precision
 def use_bf16(config: BERT4RecConfig, device: torch.device) -> bool:
-    """bf16 autocast only where the GPU does bf16 natively (Ampere and newer; not e.g. Colab's T4)."""
-    return config.amp and device.type == "cuda" and torch.cuda.is_bf16_supported(including_emulation=False)
+    """Whether the training step runs under bf16 autocast: matrix products in bfloat16, the rest in float32.
+
+    On a GPU (``amp``, on by default) where it does bf16 natively (Ampere and newer; not e.g. Colab's T4). On a
+    CPU only when asked (``amp_cpu``) and where the CPU multiplies bf16 natively (AVX-512 BF16 or AMX): elsewhere
+    oneDNN emulates it, more slowly than float32."""
+    if device.type == "cuda":
+        return config.amp and torch.cuda.is_bf16_supported(including_emulation=False)
+    return device.type == "cpu" and config.amp_cpu and cpu_has_native_bf16()
+
+
+def cpu_has_native_bf16() -> bool:
+    """True where oneDNN computes bfloat16 matrix products natively on this CPU (AVX-512 BF16 or AMX)."""
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):  # a build without oneDNN
+        return False
 
 
 # ------------------------------------------------------------------------------------------------ 6. train
@@ -142,7 +157,7 @@ class RunState:
 
 def training_step(loss_fn: Callable, model: torch.nn.Module, optimizer: torch.optim.Optimizer, scheduler: Any,
                   inputs: torch.Tensor, labels: torch.Tensor, config: BERT4RecConfig, bf16: bool) -> torch.Tensor:
-    """Forward (under bf16 autocast on a capable GPU), backward, clip, AdamW step, schedule step: the loss."""
+    """Forward (under bf16 autocast where :func:`use_bf16`), backward, clip, AdamW step, schedule step: the loss."""
     with torch.autocast(device_type=inputs.device.type, dtype=torch.bfloat16, enabled=bf16):
         loss = loss_fn(inputs, labels)
     optimizer.zero_grad(set_to_none=True)
@@ -329,6 +344,10 @@ def train(
     optimizer = make_optimizer(model, config)
     scheduler = make_scheduler(optimizer, config, steps_per_epoch * config.epochs)
     bf16 = use_bf16(config, device)
+    if config.amp_cpu and device.type == "cpu" and not bf16 and parallel.is_main:
+        warnings.warn("amp_cpu=True, but this CPU does not multiply bfloat16 natively (no AVX-512 BF16 or AMX), "
+                      "where bf16 would be slower than float32: training in float32. Set amp_cpu=False to silence "
+                      "this.", stacklevel=2)
     if config.compile:
         model.compile()
     loss_fn = model.loss if not parallel.enabled else parallel.replicate(model, device)  # [distributed] DDP replica

@@ -269,12 +269,72 @@ def test_attention_with_dropout_is_used_only_where_it_equals_the_plain_version()
     no_key[1] = False  # an all-padding row: the plain version gives zeros, the fused one would average
     assert can_use(q, torch.ones(2, 1, 1, 5, dtype=torch.bool)) and can_use(q, None)
     assert not can_use(q, no_key)
-    assert not can_use(q.bfloat16(), None) and not can_use(q.double(), None)
-    with torch.autocast("cpu", dtype=torch.bfloat16):
-        assert not can_use(q, None)
+    assert can_use(q.bfloat16(), None)  # bf16 products, float32 softmax (the next tests)
+    assert not can_use(q.double(), None) and not can_use(q.half(), None)
     with fast_attention.disabled():  # the switch benchmarks use to time the plain path
         assert not can_use(q, None)
     assert can_use(q, None)
+
+
+def _bf16_attention_and_grads(path: str, q, k, v, mask, p: float, dout, seed: int):
+    """As :func:`_attention_and_grads`, in bfloat16: ``plain`` is the from-scratch attention under CPU autocast,
+    ``fast`` is fast/attention.py on bf16 inputs (what autocast's q, k and v projections hand it). Float32 results."""
+    leaves = [t.bfloat16().requires_grad_() for t in (q, k, v)]
+    torch.manual_seed(seed)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        if path == "plain":
+            out, _ = scaled_dot_product_attention(*leaves, attn_mask=mask, dropout_p=p, training=True)
+        else:
+            assert can_use(leaves[0], mask)
+            out = attention_with_dropout(*leaves, mask, p)
+    assert out.dtype == torch.bfloat16
+    out.backward(dout.bfloat16())
+    assert all(t.grad.dtype == torch.bfloat16 for t in leaves)
+    return out.detach().float(), *(t.grad.float() for t in leaves), torch.rand(1)
+
+
+@pytest.mark.parametrize("mask_kind", ["padding", "none"])
+@pytest.mark.parametrize("p", [0.1, 0.0])
+def test_attention_with_dropout_in_bfloat16_is_as_close_to_float32_as_the_plain_version(mask_kind, p):
+    """bf16 inputs (CPU autocast): the products in bfloat16, the softmax and dropout in float32. Against the exact
+    float32 computation on the same (bf16-rounded) inputs, the output and gradients are within bfloat16's
+    rounding, no further off than the from-scratch attention under autocast, and the same dropout is drawn (the
+    same random numbers consumed)."""
+    g = gen(11)
+    b, h, n, d = 4, 2, 16, 8
+    q, k, v, dout = (torch.randn(b, h, n, d, generator=g).bfloat16().float() for _ in range(4))
+    items = torch.randint(1, 20, (b, n), generator=g)
+    items[0, :5] = 0
+    mask = padding_mask(items) if mask_kind == "padding" else None
+    exact = _attention_and_grads("plain", q, k, v, mask, p, dout, seed=5)  # float32 on the rounded inputs
+    plain = _bf16_attention_and_grads("plain", q, k, v, mask, p, dout, seed=5)
+    fast = _bf16_attention_and_grads("fast", q, k, v, mask, p, dout, seed=5)
+    assert torch.equal(exact[-1], fast[-1]) and torch.equal(exact[-1], plain[-1])  # same random numbers used
+    for name, want, a, c in zip(("out", "dq", "dk", "dv"), exact, plain, fast):
+        scale = want.abs().max()
+        fast_error, plain_error = (c - want).abs().max() / scale, (a - want).abs().max() / scale
+        assert fast_error < 0.03, (name, fast_error)  # bf16 keeps 8 bits: ~0.4% per rounding
+        assert fast_error <= 1.5 * plain_error + 1e-3, (name, fast_error, plain_error)
+    if mask_kind == "padding":  # padded keys still get exactly no gradient
+        assert fast[2][0, :, :5].abs().max() == 0 and fast[3][0, :, :5].abs().max() == 0
+
+
+def test_linear_cross_entropy_under_cpu_autocast_computes_in_float32():
+    """Under CPU autocast (bf16 h from the output layer) the sliced loss casts to float32: the loss and gradients
+    of the float32 call, and h's gradient comes back in h's dtype."""
+    g = gen(2)
+    h, w, b = torch.randn(30, 8, generator=g).bfloat16(), torch.randn(50, 8, generator=g), torch.randn(50, generator=g)
+    targets = torch.randint(0, 50, (30,), generator=g)
+    results = []
+    for autocast in (False, True):
+        leaves = [t.clone().requires_grad_() for t in (h if autocast else h.float(), w, b)]
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
+            loss = fast_ce.linear_cross_entropy(*leaves, targets)
+        loss.backward()
+        assert loss.dtype == torch.float32 and leaves[0].grad.dtype == leaves[0].dtype
+        results.append((loss.detach(), *(t.grad.float() for t in leaves)))
+    for a, c in zip(*results):
+        assert torch.allclose(a, c, rtol=1e-2, atol=1e-4)
 
 
 def test_multi_head_attention_trains_through_the_fused_path_with_the_plain_paths_numbers(monkeypatch):

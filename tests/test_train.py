@@ -254,3 +254,41 @@ def test_training_on_a_cpu_reuses_freed_memory(data, monkeypatch):
         del blocks
         faults.append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
     assert sum(faults[2:]) < 0.02 * 8 * pages, f"page faults per round: {faults} (of {pages} pages touched)"
+
+
+def test_bf16_on_a_cpu_only_when_asked_and_where_the_cpu_has_it(monkeypatch):
+    from minibert4rec import train as train_module
+
+    cpu = torch.device("cpu")
+    monkeypatch.setattr(train_module, "cpu_has_native_bf16", lambda: True)
+    assert not train_module.use_bf16(BERT4RecConfig(), cpu)  # off by default: float32 is the paper's arithmetic
+    assert train_module.use_bf16(BERT4RecConfig(amp_cpu=True), cpu)
+    monkeypatch.setattr(train_module, "cpu_has_native_bf16", lambda: False)
+    assert not train_module.use_bf16(BERT4RecConfig(amp_cpu=True), cpu)  # emulated bf16 is slower than float32
+    with pytest.raises(ValueError, match="amp_cpu"):
+        BERT4RecConfig(amp_cpu="yes")
+
+
+def test_a_small_model_learns_in_bf16_on_a_cpu(data, monkeypatch):
+    """With ``amp_cpu`` every step runs under bf16 autocast (attention with dropout through fast/attention.py in
+    bf16) and the model still learns the planted pattern; where the CPU lacks native bf16 the run says so and
+    trains in float32."""
+    from minibert4rec import train as train_module
+    from minibert4rec.fast import attention as fast_attention
+
+    monkeypatch.setattr(train_module, "cpu_has_native_bf16", lambda: True)  # emulated where it is not: same maths
+    steps, attention_dtypes = [], []
+    step, fast = train_module.training_step, fast_attention.attention_with_dropout
+    monkeypatch.setattr(train_module, "training_step", lambda *a: steps.append(a[-1]) or step(*a))
+    monkeypatch.setattr(fast_attention, "attention_with_dropout",
+                        lambda q, *a, **kw: attention_dtypes.append(q.dtype) or fast(q, *a, **kw))
+    config = BERT4RecConfig(epochs=20, eval_every=5, amp_cpu=True, **{**SMALL, "attn_dropout_prob": 0.1})
+    result = train(config, data, progress=False)
+    assert steps and all(steps) and set(attention_dtypes) == {torch.bfloat16}
+    assert all(p.dtype == torch.float32 for p in result.model.parameters())  # the weights stay float32
+    assert result.test["full"]["HR@1"] > evaluate_popularity(data, n_negatives=20)["full"]["HR@1"] + 0.2
+    monkeypatch.setattr(train_module, "cpu_has_native_bf16", lambda: False)
+    steps.clear()
+    with pytest.warns(UserWarning, match="does not multiply bfloat16 natively"):
+        train(config.replace(epochs=1), data, progress=False)
+    assert steps and not any(steps)

@@ -184,6 +184,8 @@ def _config_from_args(args: argparse.Namespace) -> BERT4RecConfig:
         changes["causal"] = True
     if args.compile:
         changes["compile"] = True
+    if args.amp_cpu:
+        changes["amp_cpu"] = True
     if args.include_valid_in_train:
         changes["include_valid_in_train"] = True
     return config.replace(**changes)
@@ -205,7 +207,7 @@ def _given_options(args: argparse.Namespace) -> dict[str, Any]:
         loaded = BERT4RecConfig.load(args.config)
         given = {k: v for k, v in loaded.to_dict().items() if v != getattr(CONFIG_DEFAULTS, k)}
     given |= {k: getattr(args, k) for k in TRAIN_OVERRIDES if getattr(args, k) is not None}
-    given |= {k: True for k in ("causal", "compile", "include_valid_in_train") if getattr(args, k)}
+    given |= {k: True for k in ("causal", "compile", "amp_cpu", "include_valid_in_train") if getattr(args, k)}
     given.pop("threads", None)  # not part of the run's identity
     given.pop("extra", None)
     return given
@@ -522,6 +524,9 @@ def build_parser() -> argparse.ArgumentParser:
                            help=f"{what} (default: {shown})")
         p.add_argument("--causal", action="store_true", help="unidirectional (SASRec-style) variant")
         p.add_argument("--compile", action="store_true", help="torch.compile the model")
+        p.add_argument("--amp-cpu", action="store_true",
+                       help="bf16 matrix products on a CPU that has them natively (AVX-512 BF16 or AMX); the paper "
+                            "trains in float32")
         p.add_argument("--include-valid-in-train", action="store_true",
                        help="the paper's protocol: train on the validation item too, no model selection")
         if name == "train":

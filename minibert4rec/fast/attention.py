@@ -21,9 +21,15 @@ numbers. Here the same steps are written as one ``torch.autograd.Function`` with
   A masked key has probability exactly 0, so its ``dscores`` is 0 without another pass over the mask.
 
 Given the same random state, the output and the gradients equal the plain version's up to float rounding, and the
-same random numbers are consumed: ``tests/test_fast_paths.py`` checks both. The model takes this path when it
-trains on a CPU with attention dropout (``MultiHeadAttention(fast=True)``), and the plain one whenever the
-attention probabilities are asked for.
+same random numbers are consumed: ``tests/test_fast_paths.py`` checks both.
+
+Under bf16 autocast (``amp_cpu``) q, k and v arrive in bfloat16. Then the four matrix products run in bfloat16,
+which CPUs with AVX-512 BF16 or AMX multiply two to three times faster than float32, and everything between
+them -- scale, mask, softmax, dropout and the softmax's backward -- in float32, as the plain version does under
+autocast. The test checks that this is no further from exact float32 than the plain version under autocast.
+
+The model takes this path when it trains on a CPU with attention dropout (``MultiHeadAttention(fast=True)``), and
+the plain one whenever the attention probabilities are asked for.
 """
 
 from __future__ import annotations
@@ -64,11 +70,11 @@ def disabled() -> Iterator[None]:
 
 
 def can_use(q: torch.Tensor, attn_mask: torch.Tensor | None) -> bool:
-    """True where this path computes exactly what the plain one does: float32 on a CPU without autocast or
+    """True where this path computes what the plain one does: float32 or bfloat16 (autocast) on a CPU, not under
     ``torch.compile``, and every query sees at least one key (a query with no key at all gets zeros in the plain
     version; here it would get a uniform average, so such batches keep the plain path). False inside
     :func:`disabled`."""
-    if not _enabled or q.device.type != "cpu" or q.dtype != torch.float32 or _cpu_autocast_enabled():
+    if not _enabled or q.device.type != "cpu" or q.dtype not in (torch.float32, torch.bfloat16):
         return False
     if _compiling():  # under torch.compile the plain version is traced and fused by the compiler
         return False
@@ -82,15 +88,20 @@ class _AttentionWithDropout(torch.autograd.Function):
     @staticmethod
     def forward(ctx, q, k, v, bias, shape, dropout_p, generator):
         scale = 1.0 / math.sqrt(q.shape[-1])
-        scores = torch.baddbmm(bias, q, k.transpose(1, 2), alpha=scale)  # (B n m), masked keys at the float min
-        probs = scores.softmax(dim=-1)  # (B n m)
-        del scores
-        if dropout_p > 0.0:  # 0 where dropped, 1 / (1 - p) elsewhere; as in the plain version, none drawn at p = 0
-            keep = keep_multiplier(shape, dropout_p, generator=generator, device=q.device).view(probs.shape)
-            weights = probs * keep  # (B n m)
-        else:
-            keep, weights = None, probs
-        out = torch.bmm(weights, v)  # (B n e)
+        low = q.dtype  # float32, or bfloat16 under CPU autocast: the products in it, everything else in float32
+        with torch.autocast("cpu", enabled=False):
+            if low == torch.float32:
+                scores = torch.baddbmm(bias, q, k.transpose(1, 2), alpha=scale)  # (B n m), masked keys at float min
+            else:
+                scores = torch.add(bias, torch.bmm(q, k.transpose(1, 2)), alpha=scale)  # float32 (B n m)
+            probs = scores.softmax(dim=-1)  # (B n m), float32
+            del scores
+            if dropout_p > 0.0:  # 0 where dropped, 1 / (1 - p) elsewhere; as in the plain version, none at p = 0
+                keep = keep_multiplier(shape, dropout_p, generator=generator, device=q.device).view(probs.shape)
+                weights = torch.mul(probs, keep, out=torch.empty(probs.shape, dtype=low))  # (B n m)
+            else:
+                keep, weights = None, probs.to(low)
+            out = torch.bmm(weights, v)  # (B n e)
         ctx.save_for_backward(q, k, v, probs, weights, keep)
         ctx.scale = scale
         return out
@@ -98,14 +109,21 @@ class _AttentionWithDropout(torch.autograd.Function):
     @staticmethod
     def backward(ctx, dout):
         q, k, v, probs, weights, keep = ctx.saved_tensors
-        dv = torch.bmm(weights.transpose(1, 2), dout)  # (B m e)
-        dprobs = torch.bmm(dout, v.transpose(1, 2))  # (B n m)
-        if keep is not None:
-            dprobs.mul_(keep)  # the dropout's backward: the same factor
-        dscores = torch._softmax_backward_data(dprobs, probs, -1, probs.dtype)  # probs * (dprobs - rowsum(dprobs*probs))
-        del dprobs
-        dq = torch.bmm(dscores, k).mul_(ctx.scale)  # (B n d)
-        dk = torch.bmm(dscores.transpose(1, 2), q).mul_(ctx.scale)  # (B m d)
+        low = q.dtype
+        with torch.autocast("cpu", enabled=False):
+            dout = dout.to(low)
+            dv = torch.bmm(weights.transpose(1, 2), dout)  # (B m e)
+            dprobs = torch.bmm(dout, v.transpose(1, 2))  # (B n m)
+            if keep is not None:
+                dprobs = dprobs.mul_(keep) if low == torch.float32 else torch.mul(dprobs, keep)  # dropout's backward
+            elif low != torch.float32:
+                dprobs = dprobs.float()
+            dscores = torch._softmax_backward_data(dprobs, probs, -1, probs.dtype)  # probs*(dprobs - rowsum(dprobs*probs))
+            del dprobs
+            if low != torch.float32:
+                dscores = dscores.to(low)
+            dq = torch.bmm(dscores, k).mul_(ctx.scale)  # (B n d)
+            dk = torch.bmm(dscores.transpose(1, 2), q).mul_(ctx.scale)  # (B m d)
         return dq, dk, dv, None, None, None, None
 
 
@@ -118,10 +136,10 @@ def attention_with_dropout(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, at
     b, h, n, d = q.shape
     m = k.shape[2]
     if attn_mask is None:
-        bias = q.new_zeros(1, 1, m)
+        bias = q.new_zeros(1, 1, m, dtype=torch.float32)
     else:  # 0 where a key may be attended, the most negative float elsewhere: exp() of it is exactly 0
         mask = attn_mask.expand(b, h, attn_mask.shape[-2], m).reshape(b * h, attn_mask.shape[-2], m)
-        bias = torch.zeros(mask.shape, dtype=q.dtype).masked_fill_(~mask, torch.finfo(q.dtype).min)
+        bias = torch.zeros(mask.shape).masked_fill_(~mask, torch.finfo(torch.float32).min)
     flat = [t.reshape(b * h, t.shape[2], t.shape[3]) for t in (q, k, v)]  # (B n d), (B m d), (B m e)
     out = _AttentionWithDropout.apply(*flat, bias, (b, h, n, m), dropout_p, generator)
     return out.view(b, h, n, v.shape[-1])

@@ -116,6 +116,7 @@ RULES: dict[str, Rule] = {
     "device": Rule(pattern=DEVICE_PATTERN, hint="use 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'"),
     "compile": Rule(),
     "amp": Rule(),
+    "amp_cpu": Rule(),
     "include_valid_in_train": Rule(),
     "threads": Rule(0, 4096, hint="torch CPU threads; 0 = default_threads(), half the cores, at most 4"),
     "extra": Rule(),
@@ -174,6 +175,8 @@ class BERT4RecConfig:
     ``eval_users`` (0 = every user; n > 0 draws the learning curve on a fixed, seeded sample of n users, which
     makes each evaluation during training cheaper -- the final valid/test numbers always use every user),
     ``seed``, ``device`` ("auto" = cuda > mps > cpu), ``compile`` (torch.compile), ``amp`` (bf16 autocast on CUDA),
+    ``amp_cpu`` (False: bf16 autocast on a CPU too, where it multiplies bf16 natively -- AVX-512 BF16 or AMX; off by
+    default, since float32 is the paper's arithmetic and a CPU without native bf16 would emulate it slowly),
     ``threads`` (torch CPU threads; 0 = :func:`default_threads`; not part of the run's identity: a run resumed with
     another thread count is the same run),
     ``causal`` (True turns the encoder into a left-to-right SASRec-style model),
@@ -221,6 +224,7 @@ class BERT4RecConfig:
     device: str = "auto"
     compile: bool = False
     amp: bool = True
+    amp_cpu: bool = False
     include_valid_in_train: bool = False
     threads: int = field(default=0, compare=False)
     extra: dict[str, Any] = field(default_factory=dict)
