@@ -15,9 +15,10 @@ lever, everything else equal:
 * ``fused attention, no attention dropout``: the same without attention dropout (not the paper's model: an upper
   bound on what the fused kernel can give).
 * ``batch 64`` / ``batch 128``: more sequences per step (time per sequence is what counts for an epoch).
-* ``bf16 autocast``: the step under ``torch.autocast("cpu", dtype=torch.bfloat16)``, as a GPU step runs: matrix
-  products in bfloat16, which CPUs with AVX-512 BF16 or AMX compute natively (the result records whether this one
-  does). Attention then takes the from-scratch path, since the trainer's CPU attention is float32 only.
+* ``bf16 autocast``: the step under ``torch.autocast("cpu", dtype=torch.bfloat16)``, as ``amp_cpu=True`` runs it:
+  matrix products in bfloat16, which CPUs with AVX-512 BF16 or AMX compute natively (the result records whether
+  this one does), attention's included (``fast/attention.py`` takes bf16 inputs; its softmax and dropout stay in
+  float32).
 
 Each lever is measured ``--repeats`` times (seeds ``--first-seed``, +1, +2, ...: other weights and other
 batches). For every lever the result gives milliseconds per sequence (min / median / max over the repeats) and

@@ -166,6 +166,19 @@ def test_dataset_preset_is_applied_printed_and_overridden(capsys):
         _config_from_args(parser.parse_args(["train", "--dataset", "x.txt", "--preset", "netflix"]))
 
 
+def test_amp_cpu_flag_sets_the_option_and_counts_as_given():
+    """``--amp-cpu`` (train and tune) sets ``amp_cpu``; without it the run keeps float32, the paper's arithmetic."""
+    from minibert4rec.apps.cli import _config_from_args, _given_options, build_parser
+
+    parser = build_parser()
+    for command in ("train", "tune"):
+        extra = ["--params-file", "x.test"] if command == "tune" else []
+        args = parser.parse_args([command, "--dataset", "ml-100k", "--amp-cpu", *extra])
+        assert _config_from_args(args).amp_cpu and _given_options(args)["amp_cpu"] is True
+        args = parser.parse_args([command, "--dataset", "ml-100k", *extra])
+        assert not _config_from_args(args).amp_cpu and "amp_cpu" not in _given_options(args)
+
+
 @pytest.mark.skipif(not (Path(__file__).resolve().parents[1] / "data" / "ml-100k").is_dir(),
                     reason="needs the repository's data/ml-100k")
 @pytest.mark.integration
