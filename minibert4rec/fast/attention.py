@@ -24,7 +24,7 @@ Given the same random state, the output and the gradients equal the plain versio
 same random numbers are consumed: ``tests/test_fast_paths.py`` checks both.
 
 Under bf16 autocast (``amp_cpu``) q, k and v arrive in bfloat16. Then the four matrix products run in bfloat16,
-which CPUs with AVX-512 BF16 or AMX multiply two to three times faster than float32, and everything between
+which CPUs with AVX-512 BF16 or AMX multiply faster than float32, and everything between
 them -- scale, mask, softmax, dropout and the softmax's backward -- in float32, as the plain version does under
 autocast. The test checks that this is no further from exact float32 than the plain version under autocast.
 
@@ -41,13 +41,6 @@ from typing import Iterator
 import torch
 
 from .dropout import keep_multiplier
-
-
-def _cpu_autocast_enabled() -> bool:
-    try:
-        return torch.is_autocast_enabled("cpu")
-    except TypeError:  # torch < 2.4 has no device argument
-        return torch.is_autocast_cpu_enabled()
 
 
 def _compiling() -> bool:
