@@ -135,8 +135,8 @@ class MultiHeadAttention(nn.Module):
 
         ``attn_mask``: bool broadcastable to (b h n n), True = may attend. ``fast=True`` uses
         ``F.scaled_dot_product_attention`` (identical result in eval mode, no probabilities: ``probs`` is None);
-        when training on a CPU with attention dropout it uses ``fast/attention.py`` instead (the same maths and the
-        same random numbers as the plain version, fewer passes over memory);
+        when training on a CPU with attention dropout or in bfloat16 it uses ``fast/attention.py`` instead (the same
+        maths and the same random numbers as the plain version, fewer passes over memory);
         otherwise probs are returned when ``return_probs`` (pre-dropout, see :func:`scaled_dot_product_attention`).
         ``last_query_only=True`` computes the output of the last position only: (b 1 D), probs (b h 1 n). Every
         position is still a key and a value; only the query side shrinks (used by ``BERT4Rec.predict``).
@@ -153,14 +153,15 @@ class MultiHeadAttention(nn.Module):
         k, v = (rearrange(proj(x), "b n (h d) -> b h n d", h=self.n_heads) for proj in (self.k_proj, self.v_proj))
         p = self.attn_dropout_prob if self.training else 0.0
         probs = None
-        # PyTorch's fused kernel would draw its dropout with slow random numbers on a CPU: there, the same maths in
-        # fewer passes over the (b h n n) scores (fast/attention.py) where it applies, else the plain version
-        cpu_dropout = p > 0.0 and x.device.type == "cpu"
-        if fast and cpu_dropout and not fast_attention.can_use(q, attn_mask):
+        # On a CPU, PyTorch's fused kernel draws its dropout with slow random numbers, and in bfloat16 it is slower
+        # than float32: in CPU training with either, the same maths in fewer passes over the (b h n n) scores
+        # (fast/attention.py) where it applies, else the plain version
+        cpu_training = x.device.type == "cpu" and self.training and (p > 0.0 or q.dtype == torch.bfloat16)
+        if fast and cpu_training and not fast_attention.can_use(q, attn_mask):
             fast = False
         if fast:
             _check_mask(attn_mask, x.shape[0], self.n_heads, q.shape[2], k.shape[2])
-            out = (fast_attention.attention_with_dropout(q, k, v, attn_mask, p) if cpu_dropout
+            out = (fast_attention.attention_with_dropout(q, k, v, attn_mask, p) if cpu_training
                    else _fast_attention(q, k, v, attn_mask, p))
         else:
             out, probs = scaled_dot_product_attention(q, k, v, attn_mask, p, self.training)

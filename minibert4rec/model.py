@@ -19,8 +19,8 @@ The model's own options are a small dataclass, :class:`ModelConfig` (``ModelConf
 out of a run's flat :class:`BERT4RecConfig`). Departures from the paper (docs/differences.md lists them all):
 positions may count from the newest item (``position_counting="right"``; the paper's "left" is the default) and
 the output bias may start at log popularity (:meth:`BERT4Rec.init_output_bias_from_popularity`). Dropout on a
-CPU uses cheaper random bits (``fast/dropout.py``); attention with dropout in CPU training takes the same maths in
-fewer passes over memory (``fast/attention.py``); the full softmax over a large catalogue is computed in
+CPU uses cheaper random bits (``fast/dropout.py``); attention in CPU training, with dropout or in bfloat16, takes the
+same maths in fewer passes over memory (``fast/attention.py``); the full softmax over a large catalogue is computed in
 slices (``fast/cross_entropy.py``). The padding row of the item table is 0 and never trained.
 """
 

@@ -357,3 +357,26 @@ def test_multi_head_attention_trains_through_the_fused_path_with_the_plain_paths
     assert torch.allclose(results[0][0], results[1][0], atol=1e-6)
     for a, c in zip(results[0][1], results[1][1]):
         assert torch.allclose(a, c, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("p, bf16, expect_fast", [(0.2, False, True), (0.2, True, True), (0.0, True, True),
+                                                  (0.0, False, False)])
+def test_multi_head_attention_picks_its_cpu_training_path_by_dropout_and_precision(monkeypatch, p, bf16, expect_fast):
+    """CPU training goes through fast/attention.py with attention dropout (PyTorch's fused kernel draws slow random
+    numbers) and in bfloat16 (where the fused kernel is slower than float32 on a CPU); float32 without dropout keeps
+    the fused kernel. Either way the output is the from-scratch path's, to the rounding of the arithmetic used."""
+    mha = MultiHeadAttention(8, 2, attn_dropout_prob=p).train()
+    x = torch.randn(4, 6, 8, generator=gen(2))
+    mask = padding_mask(torch.tensor([[0, 0, 3, 4, 5, 6]] * 2 + [[1, 2, 3, 4, 5, 6]] * 2))
+    calls = []
+    monkeypatch.setattr(fast_attention, "attention_with_dropout",
+                        lambda *a, **kw: calls.append(1) or attention_with_dropout(*a, **kw))
+    outs = []
+    for fast in (False, True):
+        torch.manual_seed(0)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            out, _ = mha(x, attn_mask=mask, fast=fast)
+        outs.append(out.detach().float())
+    assert calls == ([1] if expect_fast else [])
+    tolerance = 0.03 if bf16 else 1e-5  # bf16 keeps 8 bits of mantissa
+    assert (outs[0] - outs[1]).abs().max() <= tolerance * outs[0].abs().max()

@@ -28,8 +28,9 @@ which CPUs with AVX-512 BF16 or AMX multiply faster than float32, and everything
 them -- scale, mask, softmax, dropout and the softmax's backward -- in float32, as the plain version does under
 autocast. The test checks that this is no further from exact float32 than the plain version under autocast.
 
-The model takes this path when it trains on a CPU with attention dropout (``MultiHeadAttention(fast=True)``), and
-the plain one whenever the attention probabilities are asked for.
+The model takes this path when it trains on a CPU with attention dropout or under bf16 autocast
+(``MultiHeadAttention(fast=True)``; PyTorch's fused kernel is slower there), PyTorch's fused kernel in float32
+training without attention dropout, and the plain version whenever the attention probabilities are asked for.
 """
 
 from __future__ import annotations
