@@ -153,9 +153,9 @@ class MultiHeadAttention(nn.Module):
         k, v = (rearrange(proj(x), "b n (h d) -> b h n d", h=self.n_heads) for proj in (self.k_proj, self.v_proj))
         p = self.attn_dropout_prob if self.training else 0.0
         probs = None
-        # On a CPU, PyTorch's fused kernel draws its dropout with slow random numbers, and in bfloat16 it is slower
-        # than float32: in CPU training with either, the same maths in fewer passes over the (b h n n) scores
-        # (fast/attention.py) where it applies, else the plain version
+        # On a CPU, PyTorch's fused kernel draws its dropout with slow random numbers and is slow in bfloat16: in CPU
+        # training with either, the same maths in fewer passes over the (b h n n) scores (fast/attention.py) where
+        # it applies, else the plain version
         cpu_training = x.device.type == "cpu" and self.training and (p > 0.0 or q.dtype == torch.bfloat16)
         if fast and cpu_training and not fast_attention.can_use(q, attn_mask):
             fast = False

@@ -337,15 +337,22 @@ def test_linear_cross_entropy_under_cpu_autocast_computes_in_float32():
         assert torch.allclose(a, c, rtol=1e-2, atol=1e-4)
 
 
-def test_multi_head_attention_trains_through_the_fused_path_with_the_plain_paths_numbers(monkeypatch):
-    """In CPU training ``fast=True`` takes fast/attention.py; with the same seed its output and every weight's
-    gradient equal the from-scratch path's (``fast=False``)."""
-    mha = MultiHeadAttention(8, 2, attn_dropout_prob=0.2).train()
-    x = torch.randn(4, 6, 8, generator=gen(1))
+def _training_attention(monkeypatch, p: float, seed: int):
+    """A training ``MultiHeadAttention`` (D = 8, 2 heads, attention dropout ``p``), an input batch with left padding,
+    its mask, and the list that records each call of fast/attention.py."""
+    mha = MultiHeadAttention(8, 2, attn_dropout_prob=p).train()
+    x = torch.randn(4, 6, 8, generator=gen(seed))
     mask = padding_mask(torch.tensor([[0, 0, 3, 4, 5, 6]] * 2 + [[1, 2, 3, 4, 5, 6]] * 2))
     calls = []
     monkeypatch.setattr(fast_attention, "attention_with_dropout",
                         lambda *a, **kw: calls.append(1) or attention_with_dropout(*a, **kw))
+    return mha, x, mask, calls
+
+
+def test_multi_head_attention_trains_through_the_fused_path_with_the_plain_paths_numbers(monkeypatch):
+    """In CPU training ``fast=True`` takes fast/attention.py; with the same seed its output and every weight's
+    gradient equal the from-scratch path's (``fast=False``)."""
+    mha, x, mask, calls = _training_attention(monkeypatch, 0.2, seed=1)
     results = []
     for fast in (False, True):
         mha.zero_grad()
@@ -363,14 +370,9 @@ def test_multi_head_attention_trains_through_the_fused_path_with_the_plain_paths
                                                   (0.0, False, False)])
 def test_multi_head_attention_picks_its_cpu_training_path_by_dropout_and_precision(monkeypatch, p, bf16, expect_fast):
     """CPU training goes through fast/attention.py with attention dropout (PyTorch's fused kernel draws slow random
-    numbers) and in bfloat16 (where the fused kernel is slower than float32 on a CPU); float32 without dropout keeps
+    numbers) and in bfloat16 (where the fused kernel is slow on a CPU); float32 without dropout keeps
     the fused kernel. Either way the output is the from-scratch path's, to the rounding of the arithmetic used."""
-    mha = MultiHeadAttention(8, 2, attn_dropout_prob=p).train()
-    x = torch.randn(4, 6, 8, generator=gen(2))
-    mask = padding_mask(torch.tensor([[0, 0, 3, 4, 5, 6]] * 2 + [[1, 2, 3, 4, 5, 6]] * 2))
-    calls = []
-    monkeypatch.setattr(fast_attention, "attention_with_dropout",
-                        lambda *a, **kw: calls.append(1) or attention_with_dropout(*a, **kw))
+    mha, x, mask, calls = _training_attention(monkeypatch, p, seed=2)
     outs = []
     for fast in (False, True):
         torch.manual_seed(0)
