@@ -15,12 +15,21 @@ Both compute the same numbers from the same random state (``tests/test_fast_path
   ``fast/attention.py`` too), the rest in float32. The losses then differ by bfloat16's rounding, and the result
   records both. The result also records whether the CPU multiplies bfloat16 natively (``cpu_has_native_bf16``).
 
+``--compare attention-dropout``:
+
+* ``bf16, no attention dropout``: the bf16 step of the paper's model without its attention dropout
+  (``attn_dropout_prob=0``, what ``reproduce.py --amp-cpu --attn-dropout 0`` trains): attention through
+  ``fast/attention.py`` without random numbers. This changes the model (``docs/differences.md``);
+* ``bf16 autocast``: the bf16 step of the paper's model, attention dropout 0.1.
+
 For each thread count, every seed runs both arms one after the other (the order alternates between seeds), so
 that a slow minute hits both alike. The result gives epoch seconds and CPU seconds, min / median / max over the
 seeds, and the speed-up of the medians over the second arm.
 
     python benchmarks/epoch_time.py --threads 2 1 --seeds 0 1 2 --out benchmarks/results/epoch_time_ml1m_cpu.json
     python benchmarks/epoch_time.py --compare precision --out benchmarks/results/epoch_time_bf16_ml1m_cpu.json
+    python benchmarks/epoch_time.py --compare attention-dropout \
+        --out benchmarks/results/epoch_time_bf16_attn_dropout0_ml1m_cpu.json
 
 Run it with nothing else on the machine; the load average before and after is recorded.
 """
@@ -49,13 +58,17 @@ from minibert4rec.model import BERT4Rec  # noqa: E402
 from minibert4rec.support.runtime import reuse_freed_memory, run_sizes  # noqa: E402
 from minibert4rec.train import cpu_has_native_bf16, make_optimizer, make_scheduler, train_epoch  # noqa: E402
 
-ARMS = {"attention": ("default", "from-scratch"), "precision": ("bf16 autocast", "float32")}
+ARMS = {"attention": ("default", "from-scratch"), "precision": ("bf16 autocast", "float32"),
+        "attention-dropout": ("bf16, no attention dropout", "bf16 autocast")}
+BF16_PATHS = ("bf16 autocast", "bf16, no attention dropout")
+DEFAULT_OUT = {"attention": "epoch_time_ml1m_cpu.json", "precision": "epoch_time_bf16_ml1m_cpu.json",
+               "attention-dropout": "epoch_time_bf16_attn_dropout0_ml1m_cpu.json"}
 
 
 def one_epoch(path: str, threads: int, seed: int, data, config) -> dict:
     """Time epoch 1 of a fresh run with ``seed``: wall seconds, CPU seconds, sequences."""
     torch.set_num_threads(threads)
-    config = config.replace(seed=seed)
+    config = config.replace(seed=seed, **({"attn_dropout_prob": 0.0} if path == "bf16, no attention dropout" else {}))
     torch.manual_seed(seed)
     dataset = make_dataset(config, data.split(config.include_valid_in_train).train, data.n_items, data.mask_id)
     model = BERT4Rec(config, data.n_items)
@@ -66,10 +79,10 @@ def one_epoch(path: str, threads: int, seed: int, data, config) -> dict:
     with fast_attention.disabled() if path == "from-scratch" else nullcontext():
         cpu0 = time.process_time()
         row = train_epoch(model, model.loss, dataset, optimizer, scheduler, config, 1, batch_size=config.batch_size,
-                          device=torch.device("cpu"), bf16=path == "bf16 autocast", parallel=distributed.current(),
+                          device=torch.device("cpu"), bf16=path in BF16_PATHS, parallel=distributed.current(),
                           progress=False)
         cpu = time.process_time() - cpu0
-    return {"path": path, "threads": threads, "seed": seed, "steps": steps,
+    return {"path": path, "threads": threads, "seed": seed, "attn_dropout_prob": config.attn_dropout_prob, "steps": steps,
             "epoch_seconds": round(row["epoch_seconds"], 2), "cpu_seconds": round(cpu, 1),
             "train_loss": round(row["train_loss"], 4)}
 
@@ -85,15 +98,19 @@ def summarize(runs: list[dict]) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--compare", choices=tuple(ARMS), default="attention",
-                        help="attention: the trainer's against the from-scratch one; precision: bf16 against float32")
+                        help="attention: the trainer's against the from-scratch one; precision: bf16 against float32; "
+                             "attention-dropout: bf16 without attention dropout against bf16 with the paper's 0.1")
     parser.add_argument("--threads", type=int, nargs="+", default=[2, 1])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--dataset", default="ml-1m")
     parser.add_argument("--data-dir", default=str(ROOT / "data"))
-    parser.add_argument("--out", default=str(ROOT / "benchmarks/results/epoch_time_ml1m_cpu.json"))
+    parser.add_argument("--out", help="the result file (default: benchmarks/results/epoch_time_ml1m_cpu.json for "
+                        "--compare attention, epoch_time_bf16_ml1m_cpu.json for precision, "
+                        "epoch_time_bf16_attn_dropout0_ml1m_cpu.json for attention-dropout)")
     args = parser.parse_args()
     if any(t < 1 for t in args.threads) or not args.seeds:
         parser.error("every --threads value must be a positive integer, and give at least one seed")
+    out = args.out or str(ROOT / "benchmarks/results" / DEFAULT_OUT[args.compare])
     data = load_dataset(args.dataset, data_dir=args.data_dir)
     config = run_sizes()["config"].replace(include_valid_in_train=True, device="cpu")
     arms = ARMS[args.compare]
@@ -110,7 +127,8 @@ def main() -> None:
         baseline = summaries[arms[1]]["epoch_seconds_min_median_max"][1]
         for path in arms:
             median = summaries[path]["epoch_seconds_min_median_max"][1]
-            rows.append({**summaries[path], f"speedup_vs_{arms[1].replace('-', '_')}_median": round(baseline / median, 2),
+            speedup_key = "speedup_vs_" + arms[1].replace("-", "_").replace(" ", "_") + "_median"
+            rows.append({**summaries[path], speedup_key: round(baseline / median, 2),
                          "runs": runs[path]})
             print({k: v for k, v in rows[-1].items() if k != "runs"}, flush=True)
     payload = {**provenance(), "dataset": args.dataset, "compare": args.compare,
@@ -119,7 +137,7 @@ def main() -> None:
                                                           "n_heads", "batch_size", "mask_ratio", "hidden_dropout_prob",
                                                           "attn_dropout_prob")},
                "rows": rows}
-    write_result(args.out, payload, load_before)
+    write_result(out, payload, load_before)
 
 
 if __name__ == "__main__":

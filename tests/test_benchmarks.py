@@ -289,3 +289,27 @@ def test_epoch_time_summary_and_the_from_scratch_path_is_restored(monkeypatch):
     with pytest.raises(RuntimeError, match="epoch failed"):
         epoch_time.one_epoch("from-scratch", 1, 0, data, BERT4RecConfig(max_seq_length=8, hidden_size=8, n_heads=2))
     assert fast_attention.can_use(torch.zeros(1, 1, 2, 4), None)  # switched back on after the failed epoch
+
+
+@pytest.mark.parametrize("path, bf16, attn_dropout", [
+    ("bf16, no attention dropout", True, 0.0), ("bf16 autocast", True, 0.1), ("float32", False, 0.1)])
+def test_epoch_time_arms_train_what_their_names_say(monkeypatch, path, bf16, attn_dropout):
+    """epoch_time.py --compare attention-dropout: its first arm trains in bf16 without attention dropout, the
+    second in bf16 with the paper's 0.1; float32 keeps both its precision and its dropout."""
+    import epoch_time
+    from minibert4rec.support.config import BERT4RecConfig
+
+    seen = {}
+
+    def fake_epoch(model, loss_fn, dataset, optimizer, scheduler, config, epoch, **kwargs):
+        seen.update(bf16=kwargs["bf16"], config_p=config.attn_dropout_prob,
+                    layer_p=[block.attention.attn_dropout_prob for block in model.blocks])
+        return {"epoch_seconds": 1.0, "train_loss": 5.0}
+
+    monkeypatch.setattr(epoch_time, "train_epoch", fake_epoch)
+    data = synthetic_sequences(n_users=20, n_items=30, min_len=5, max_len=12, seed=0)
+    run = epoch_time.one_epoch(path, 1, 0, data, BERT4RecConfig(max_seq_length=8, hidden_size=8, n_heads=2,
+                                                               attn_dropout_prob=0.1))
+    assert seen == {"bf16": bf16, "config_p": attn_dropout, "layer_p": [attn_dropout, attn_dropout]}
+    assert run["attn_dropout_prob"] == attn_dropout and run["path"] == path
+    assert epoch_time.ARMS["attention-dropout"] == ("bf16, no attention dropout", "bf16 autocast")
