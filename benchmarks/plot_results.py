@@ -3,6 +3,8 @@
 ``validation_ndcg_vs_time.png``: the ML-1m reproduction runs and the race against RecBole on ml-100k. Held-out
 runs show the validation item; runs under the paper's protocol train on it and show the test item.
 ``ndcg_vs_budget_ml1m_cpu.png``: what a 15-, 30-, 60- or 120-minute planned schedule buys on one thread.
+``two_hours_ml1m_cpu.png``: the two-hour runs on one thread, in float32 and in bfloat16 (with and without attention
+dropout), against the published full-ranking numbers on the same file.
 
     python benchmarks/plot_results.py
 """
@@ -23,6 +25,11 @@ SEEN_REMOVED = "valid_full_filtered_NDCG@10"
 # ML-1m runs on one thread whose schedules were planned for different budgets (15, 30, 60 and 120 minutes)
 BUDGET_RUNS = ("plateau_15min_planned/seed*_threads1.json", "plateau_30min_planned/seed*_threads1.json",
                "plateau_60min_planned/seed*_threads1.json", "long_120min/seed*_threads1.json")
+
+# ML-1m runs of two hours on one thread: one label per folder
+TWO_HOUR_RUNS = {"long_120min": "float32 (the paper's arithmetic)",
+                 "bf16_120min": "bfloat16 (--amp-cpu)",
+                 "bf16_attn_dropout0_120min": "bfloat16, no attention dropout (--amp-cpu --attn-dropout 0)"}
 
 
 def main() -> None:
@@ -68,6 +75,7 @@ def main() -> None:
     fig.savefig(RESULTS / "validation_ndcg_vs_time.png", dpi=110, bbox_inches="tight")
     print(f"wrote {RESULTS / 'validation_ndcg_vs_time.png'}")
     plot_budgets()
+    plot_two_hours()
 
 
 def plot_budgets() -> None:
@@ -103,6 +111,41 @@ def plot_budgets() -> None:
     fig.tight_layout()
     fig.savefig(RESULTS / "ndcg_vs_budget_ml1m_cpu.png", dpi=110)
     print(f"wrote {RESULTS / 'ndcg_vs_budget_ml1m_cpu.png'}")
+
+
+
+def plot_two_hours() -> None:
+    """Full-ranking test NDCG@10 (seen removed) of the two-hour runs against training time, with the published
+    BERT4Rec, gSASRec and SASRec+ numbers on the same file (``full_ranking_anchors`` in each result file) as
+    horizontal lines. The cross marks the final test on all users; the curve is a fixed sample of 1,000 users."""
+    done = {}
+    for folder, label in TWO_HOUR_RUNS.items():
+        for path in sorted((RESULTS / folder).glob("seed*_threads1.json")):
+            run = json.loads(path.read_text())
+            if run.get("status") == "done":
+                done.setdefault(label, []).append(run)
+    if not done:
+        return
+    fig, ax = plt.subplots(figsize=(7.5, 4.4))
+    for i, (label, runs) in enumerate(done.items()):
+        for j, run in enumerate(runs):
+            rows = [r for r in run["curve"] if "test_full_filtered_NDCG@10" in r]
+            seed = run["config"]["seed"]
+            ax.plot([r["elapsed_seconds"] / 60 for r in rows], [r["test_full_filtered_NDCG@10"] for r in rows],
+                    color=f"C{i}", lw=1, label=f"{label}, seed {seed}")
+            ax.plot(run["train_seconds"] / 60, run["test"]["full_filtered"]["NDCG@10"], "x", color=f"C{i}", ms=8,
+                    mew=2, zorder=5)
+    anchors = next(iter(done.values()))[0].get("full_ranking_anchors", {})
+    for k, (name, value) in enumerate((n, v) for n, v in anchors.items() if n != "protocol"):
+        ax.axhline(value, color=("0.6", "0.45", "k", "tab:olive", "tab:brown")[k % 5], ls=("--", ":", "-.")[k % 3],
+                   lw=0.9, label=f"{name}: {value}")
+    ax.plot([], [], "x", color="gray", ms=8, mew=2, label="final test, all users (curves: 1,000 users)")
+    ax.set(title="ML-1m, 1 thread, schedules planned for 120 minutes", ylim=(0.08, None),
+           xlabel="training time (minutes)", ylabel="test NDCG@10 (full ranking, seen removed)")
+    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=2, frameon=False)
+    fig.tight_layout()
+    fig.savefig(RESULTS / "two_hours_ml1m_cpu.png", dpi=110, bbox_inches="tight")
+    print(f"wrote {RESULTS / 'two_hours_ml1m_cpu.png'}")
 
 
 if __name__ == "__main__":
