@@ -28,8 +28,7 @@ seeds, and the speed-up of the medians over the second arm.
 
     python benchmarks/epoch_time.py --threads 2 1 --seeds 0 1 2 --out benchmarks/results/epoch_time_ml1m_cpu.json
     python benchmarks/epoch_time.py --compare precision --out benchmarks/results/epoch_time_bf16_ml1m_cpu.json
-    python benchmarks/epoch_time.py --compare attention-dropout \
-        --out benchmarks/results/epoch_time_bf16_attn_dropout0_ml1m_cpu.json
+    python benchmarks/epoch_time.py --compare attention-dropout  # epoch_time_bf16_attn_dropout0_ml1m_cpu.json
 
 Run it with nothing else on the machine; the load average before and after is recorded.
 """
@@ -82,8 +81,8 @@ def one_epoch(path: str, threads: int, seed: int, data, config) -> dict:
                           device=torch.device("cpu"), bf16=path in BF16_PATHS, parallel=distributed.current(),
                           progress=False)
         cpu = time.process_time() - cpu0
-    return {"path": path, "threads": threads, "seed": seed, "attn_dropout_prob": config.attn_dropout_prob, "steps": steps,
-            "epoch_seconds": round(row["epoch_seconds"], 2), "cpu_seconds": round(cpu, 1),
+    return {"path": path, "threads": threads, "seed": seed, "attn_dropout_prob": config.attn_dropout_prob,
+            "steps": steps, "epoch_seconds": round(row["epoch_seconds"], 2), "cpu_seconds": round(cpu, 1),
             "train_loss": round(row["train_loss"], 4)}
 
 

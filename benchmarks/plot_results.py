@@ -78,6 +78,16 @@ def main() -> None:
     plot_two_hours()
 
 
+def plot_curve_and_final(ax, run: dict, colour: str, label: str | None) -> None:
+    """One run: its test NDCG@10 curve (full ranking, seen removed, 1,000 users) against training minutes, and a
+    cross at its final test on all users, drawn above every curve so that no later run hides it."""
+    rows = [r for r in run["curve"] if "test_full_filtered_NDCG@10" in r]
+    ax.plot([r["elapsed_seconds"] / 60 for r in rows], [r["test_full_filtered_NDCG@10"] for r in rows],
+            color=colour, lw=1, label=label)
+    ax.plot(run["train_seconds"] / 60, run["test"]["full_filtered"]["NDCG@10"], "x", color=colour, ms=8, mew=2,
+            zorder=5)
+
+
 def plot_budgets() -> None:
     """Full-ranking test NDCG@10 (seen removed) against training time, one colour per planned budget.
 
@@ -96,11 +106,7 @@ def plot_budgets() -> None:
             budget = float(words[words.index("--time-budget-minutes") + 1])  # reproduce.py's command line
             label = None if budget in colours else f"schedule planned for {budget:g} minutes"
             colour = colours.setdefault(budget, f"C{len(colours)}")
-            rows = [r for r in run["curve"] if "test_full_filtered_NDCG@10" in r]
-            ax.plot([r["elapsed_seconds"] / 60 for r in rows], [r["test_full_filtered_NDCG@10"] for r in rows],
-                    color=colour, lw=1, label=label)
-            ax.plot(run["train_seconds"] / 60, run["test"]["full_filtered"]["NDCG@10"], "x", color=colour, ms=8,
-                    mew=2, zorder=5)  # above every curve, so that no later run hides it
+            plot_curve_and_final(ax, run, colour, label)
     if not colours:
         return
     ax.axhline(0.1618, color="k", ls="--", lw=0.8, label="RecTools' BERT4Rec (0.1618)")
@@ -111,7 +117,6 @@ def plot_budgets() -> None:
     fig.tight_layout()
     fig.savefig(RESULTS / "ndcg_vs_budget_ml1m_cpu.png", dpi=110)
     print(f"wrote {RESULTS / 'ndcg_vs_budget_ml1m_cpu.png'}")
-
 
 
 def plot_two_hours() -> None:
@@ -128,13 +133,8 @@ def plot_two_hours() -> None:
         return
     fig, ax = plt.subplots(figsize=(7.5, 4.4))
     for i, (label, runs) in enumerate(done.items()):
-        for j, run in enumerate(runs):
-            rows = [r for r in run["curve"] if "test_full_filtered_NDCG@10" in r]
-            seed = run["config"]["seed"]
-            ax.plot([r["elapsed_seconds"] / 60 for r in rows], [r["test_full_filtered_NDCG@10"] for r in rows],
-                    color=f"C{i}", lw=1, label=f"{label}, seed {seed}")
-            ax.plot(run["train_seconds"] / 60, run["test"]["full_filtered"]["NDCG@10"], "x", color=f"C{i}", ms=8,
-                    mew=2, zorder=5)
+        for run in runs:
+            plot_curve_and_final(ax, run, f"C{i}", f"{label}, seed {run['config']['seed']}")
     anchors = next(iter(done.values()))[0].get("full_ranking_anchors", {})
     for k, (name, value) in enumerate((n, v) for n, v in anchors.items() if n != "protocol"):
         ax.axhline(value, color=("0.6", "0.45", "k", "tab:olive", "tab:brown")[k % 5], ls=("--", ":", "-.")[k % 3],
