@@ -70,11 +70,12 @@ def warmup_linear_decay(warmup_steps: int, total_steps: int) -> Callable[[int], 
 
 
 def make_optimizer(model: torch.nn.Module, config: BERT4RecConfig) -> torch.optim.AdamW:
-    """AdamW with BERT's habit: weight decay on weight matrices only (not biases, LayerNorms, embeddings)."""
+    """AdamW with BERT's habit, which the BERT4Rec authors kept: weight decay on every matrix, the embeddings
+    included, and none on biases and LayerNorm scales (the 1-D parameters). ``config.weight_decay`` 0 (the
+    default) turns it off; the authors used 0.01."""
     decay, no_decay = [], []
-    for name, param in model.named_parameters():
-        is_matrix = param.ndim == 2 and "embedding" not in name
-        (decay if is_matrix else no_decay).append(param)
+    for param in model.parameters():
+        (decay if param.ndim >= 2 else no_decay).append(param)
     groups = [{"params": decay, "weight_decay": config.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
     return torch.optim.AdamW(groups, lr=config.learning_rate)
 
