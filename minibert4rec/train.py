@@ -108,6 +108,15 @@ def replan_scheduler(scheduler: torch.optim.lr_scheduler.LambdaLR, config: BERT4
 
 
 # ---------------------------------------------------------------------------- 4. mixed precision
+def dropout_on(config: BERT4RecConfig, epoch: int, epochs: int) -> bool:
+    """Whether epoch ``epoch`` (1-based) of a ``epochs``-epoch schedule trains with dropout.
+
+    With ``config.dropout_start`` s > 0 the first ``s * epochs`` epochs train without dropout and the rest with the
+    model's probabilities. Early on the model is far from fitting the data and dropout's noise only slows it down;
+    later, dropout is the regulariser the paper trains with. s = 0 (the default): dropout from the first step."""
+    return epoch > config.dropout_start * epochs
+
+
 def use_bf16(config: BERT4RecConfig, device: torch.device) -> bool:
     """Whether the training step runs under bf16 autocast: matrix products in bfloat16, the rest in float32.
 
@@ -378,10 +387,15 @@ def train(
 
     epoch, last_epoch = run.start_epoch, min(config.epochs, stop_after_epoch or config.epochs)
     while epoch <= last_epoch:
+        if config.dropout_start > 0:  # the plan's length, or before the first plan the most it may plan
+            with_dropout = dropout_on(config, epoch, run.planned_epochs or config.epochs)
+            model.set_dropout(with_dropout)
         row = train_epoch(model, loss_fn, dataset, optimizer, scheduler, config, epoch, batch_size=batch_size,
                           device=device, bf16=bf16, parallel=parallel, progress=progress, elapsed=run.elapsed,
                           epochs=run.planned_epochs if planning else None)
         run.elapsed = row["elapsed_seconds"]
+        if config.dropout_start > 0:
+            row["dropout"] = float(with_dropout)  # 1.0: this epoch trained with the model's dropout
         if planning and time_budget_s is not None:  # plan the decay again from the epochs' times so far
             # (epoch_seconds is the same number on every rank under torchrun, so every rank plans alike)
             run.planned_epochs = plan_epochs(time_budget_s, [r["epoch_seconds"] for r in run.history] +

@@ -10,7 +10,10 @@ from minibert4rec.apps import cli
 from minibert4rec.support.config import BERT4RecConfig
 from minibert4rec.data import synthetic_sequences
 from minibert4rec.apps.recommend import recommend
-from minibert4rec.train import choose_device, train, warmup_linear_decay
+from minibert4rec.attention import MultiHeadAttention
+from minibert4rec.fast.dropout import Dropout
+from minibert4rec.model import BERT4Rec
+from minibert4rec.train import choose_device, dropout_on, make_optimizer, train, warmup_linear_decay
 from minibert4rec.evaluate import evaluate_popularity
 from minibert4rec.support.checkpoint import load_checkpoint, model_from_checkpoint, save_checkpoint
 
@@ -41,6 +44,62 @@ def test_device_choice_and_error():
 def trained(data):
     config = BERT4RecConfig(epochs=20, eval_every=5, **SMALL)
     return train(config, data, progress=False)
+
+
+def test_weight_decay_shrinks_every_matrix_and_no_bias_or_layernorm():
+    """The authors' rule (BERT's): with a zero gradient one AdamW step multiplies each matrix, the embeddings
+    included, by 1 - lr * weight_decay, and leaves biases and LayerNorm scales where they were."""
+    config = BERT4RecConfig(**{**SMALL, "learning_rate": 0.1, "weight_decay": 0.5})
+    model = BERT4Rec(config, n_items=50)
+    before = {name: p.detach().clone() for name, p in model.named_parameters()}
+    optimizer = make_optimizer(model, config)
+    for p in model.parameters():
+        p.grad = torch.zeros_like(p)
+    optimizer.step()
+    for name, p in model.named_parameters():
+        factor = 1 - 0.1 * 0.5 if p.ndim == 2 else 1.0
+        torch.testing.assert_close(p.detach(), before[name] * factor, msg=name)
+    decayed = {name for name, p in model.named_parameters() if p.ndim == 2}
+    assert {"item_embedding.weight", "position_embedding.weight", "output_dense.weight"} <= decayed
+    assert not any("norm" in name or name.endswith("bias") for name in decayed)
+
+
+def dropout_probabilities(model: torch.nn.Module) -> list[float]:
+    """Every dropout probability the model trains with, hidden and attention, sorted and without repeats."""
+    return sorted({m.p for m in model.modules() if isinstance(m, Dropout)}
+                  | {m.attn_dropout_prob for m in model.modules() if isinstance(m, MultiHeadAttention)})
+
+
+def test_set_dropout_switches_every_dropout_off_and_back(data):
+    config = BERT4RecConfig(**{**SMALL, "hidden_dropout_prob": 0.3, "attn_dropout_prob": 0.2})
+    model = BERT4Rec(config, data.n_items)
+    x = torch.randint(1, data.n_items + 1, (4, 20), generator=torch.Generator().manual_seed(0))
+    reference = model.eval()(x)[0]
+    model.train().set_dropout(False)
+    assert dropout_probabilities(model) == [0.0]
+    torch.testing.assert_close(model(x)[0], reference)  # training mode, nothing dropped: the eval output
+    model.set_dropout(True)
+    assert dropout_probabilities(model) == [0.2, 0.3]
+    assert not torch.allclose(model(x)[0], reference)
+
+
+def test_dropout_start_trains_the_first_share_of_the_epochs_without_dropout(data, monkeypatch):
+    from minibert4rec import train as train_module
+
+    seen, epoch = [], train_module.train_epoch
+    monkeypatch.setattr(train_module, "train_epoch",
+                        lambda model, *a, **kw: seen.append(dropout_probabilities(model)) or epoch(model, *a, **kw))
+    config = BERT4RecConfig(epochs=4, **{**SMALL, "hidden_dropout_prob": 0.2, "attn_dropout_prob": 0.1,
+                                          "dropout_start": 0.5})
+    result = train(config, data, progress=False)
+    assert seen == [[0.0], [0.0], [0.1, 0.2], [0.1, 0.2]]
+    assert result.history["dropout"].tolist() == [0.0, 0.0, 1.0, 1.0]
+    # a planned schedule: the share of the plan's length, whatever it is
+    assert [dropout_on(config, e, 46) for e in (1, 23, 24, 46)] == [False, False, True, True]
+    assert all(dropout_on(config.replace(dropout_start=0.0), e, 46) for e in (1, 2))  # the paper's: always
+    seen.clear()
+    assert "dropout" not in train(config.replace(epochs=1, dropout_start=0.0), data, progress=False).history
+    assert seen == [[0.1, 0.2]]
 
 
 def test_a_small_model_learns_the_planted_pattern(data, trained):

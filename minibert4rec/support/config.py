@@ -105,6 +105,8 @@ RULES: dict[str, Rule] = {
     "warmup_steps": Rule(0, 1_000_000_000, hint="0 = no warm-up"),
     "clip_grad_norm": Rule(0.0, None, hint="0 turns clipping off"),
     "last_item_ratio": Rule(0.0, 1.0, high_open=True, hint="a fraction, e.g. 0.1"),
+    "dropout_start": Rule(0.0, 1.0, high_open=True, hint="a share of the epochs, e.g. 0.5; 0 = dropout from the "
+                          "first step (the paper's)"),
     "window_step": Rule(1, 100_000, hint="None = max_seq_length // 2"),
     "eval_every": Rule(1, 1_000_000, hint="evaluate every this many epochs"),
     "patience": Rule(0, 1_000_000, hint="0 = never stop early"),
@@ -165,7 +167,9 @@ class BERT4RecConfig:
 
     Training options: ``learning_rate``, ``batch_size``, ``epochs``, ``weight_decay``, ``warmup_steps``
     (linear warm-up, then linear decay to 0 at the last step), ``clip_grad_norm``, ``last_item_ratio``
-    (fraction of extra "mask only the last item" samples, the paper's fine-tuning trick), ``window_step``
+    (fraction of extra "mask only the last item" samples, the paper's fine-tuning trick), ``dropout_start``
+    (0, the paper's: dropout from the first step. s > 0: the first share s of the schedule's epochs trains without
+    any dropout, the rest with the model's; a training choice, the model is unchanged), ``window_step``
     (stride of the sliding windows over long histories; None = max_seq_length // 2), ``eval_every`` (epochs),
     ``patience`` (evaluations without improvement of validation NDCG@10 before early stopping; 0 = never stop),
     ``eval_negatives`` (popularity-sampled negatives per user in the sampled protocol; the paper's 100),
@@ -214,6 +218,7 @@ class BERT4RecConfig:
     warmup_steps: int = 100
     clip_grad_norm: float = 5.0
     last_item_ratio: float = 0.1
+    dropout_start: float = 0.0
     window_step: int | None = None
     eval_every: int = 1
     patience: int = 0
