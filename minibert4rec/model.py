@@ -172,13 +172,12 @@ class BERT4Rec(nn.Module):
             module.weight.data.fill_(1.0)
             module.bias.data.zero_()
 
-    @torch.no_grad()
     def set_dropout(self, enabled: bool) -> None:
         """Switch every dropout of the model off (``enabled=False``) or back to the config's probabilities.
 
         Hidden dropout (embeddings, attention output, feed-forward) and attention dropout alike. Evaluation never
         drops anything either way (``model.eval()``); this changes training only. The trainer uses it for
-        ``dropout_start``: a first share of the epochs without dropout, then the paper's."""
+        ``dropout_start``: a first share of the epochs without dropout, then the configured one."""
         hidden = self.config.hidden_dropout_prob if enabled else 0.0
         attention = self.config.attn_dropout_prob if enabled else 0.0
         for module in self.modules():
@@ -187,6 +186,7 @@ class BERT4Rec(nn.Module):
             elif isinstance(module, MultiHeadAttention):
                 module.attn_dropout_prob = attention
 
+    @torch.no_grad()
     def init_output_bias_from_popularity(self, item_counts: torch.Tensor) -> None:
         """Start the output bias at the log-popularity of each item: ``b_i = log((c_i + 1) / sum_j (c_j + 1))``.
 
