@@ -74,7 +74,7 @@ PAPER_ML1M = PRESETS["ml-1m"].paper_row  # kept for older imports
 APPLIED = ("min_user_count", "min_item_count", "max_seq_length", "mask_ratio", "window_step", "hidden_size",
            "inner_size", "n_layers", "n_heads", "hidden_dropout_prob", "attn_dropout_prob", "batch_size",
            "learning_rate", "warmup_steps", "weight_decay", "last_item_ratio", "epochs", "output_bias_init",
-           "dropout_start")
+           "dropout_start", "dropout_stop")
 CONFIG_FIELDS = {f.name for f in dataclasses.fields(BERT4RecConfig)}
 
 
@@ -134,6 +134,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     model.add_argument("--weight-decay", type=float)
     model.add_argument("--dropout-start", type=float,
                        help="train the first share of the epochs without dropout (e.g. 0.5); default 0, the paper's")
+    model.add_argument("--dropout-stop", type=float,
+                       help="train the epochs after this share without dropout (e.g. 0.5, 'early dropout'); default 1, "
+                            "the paper's")
     model.add_argument("--output-bias-init", choices=("popularity", "zeros"),
                        help="popularity (the recipe): the output bias starts at log item popularity; zeros: the paper's")
     model.add_argument("--norm-first", action="store_true", help="pre-LN blocks (not the paper's post-LN)")

@@ -177,7 +177,7 @@ class BERT4Rec(nn.Module):
 
         Hidden dropout (embeddings, attention output, feed-forward) and attention dropout alike. Evaluation never
         drops anything either way (``model.eval()``); this changes training only. The trainer uses it for
-        ``dropout_start``: a first share of the epochs without dropout, then the configured one."""
+        ``dropout_start`` and ``dropout_stop``: the share of the epochs that trains with dropout."""
         hidden = self.config.hidden_dropout_prob if enabled else 0.0
         attention = self.config.attn_dropout_prob if enabled else 0.0
         for module in self.modules():

@@ -26,7 +26,7 @@ import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import pandas as pd
 import torch
@@ -107,15 +107,25 @@ def replan_scheduler(scheduler: torch.optim.lr_scheduler.LambdaLR, config: BERT4
     scheduler.lr_lambdas = [warmup_linear_decay(config.warmup_steps, total_steps) for _ in scheduler.lr_lambdas]
 
 
-def dropout_on(config: BERT4RecConfig, epoch: int, epochs: int) -> bool:
+def dropout_on(config: BERT4RecConfig, epoch: int, epochs: int, history: Sequence[dict] = ()) -> bool:
     """Whether epoch ``epoch`` (1-based) of a ``epochs``-epoch schedule trains with dropout.
 
-    With ``config.dropout_start`` s > 0 the first ``s * epochs`` epochs train without dropout and the rest with the
-    model's probabilities: a schedule for the regulariser, as warm-up and decay are one for the step size. The
-    idea is that dropout's noise slows a model that is still far from fitting the data; in the one ML-1m run
-    measured, dropout switched on halfway through 30 minutes cost more than it saved (docs/differences.md).
-    s = 0 (the default): dropout from the first step, as in the paper."""
-    return epoch > config.dropout_start * epochs
+    Dropout is on for the epochs between two shares of the schedule, ``config.dropout_start`` and
+    ``config.dropout_stop``: a schedule for the regulariser, as warm-up and decay are one for the step size.
+
+    * ``dropout_start`` s > 0: the first ``s * epochs`` epochs train without dropout. The idea is that dropout's
+      noise slows a model that is still far from fitting the data.
+    * ``dropout_stop`` s < 1: the epochs after the first ``s * epochs`` train without dropout, "early dropout"
+      (Liu et al., "Dropout Reduces Underfitting", ICML 2023): the noise helps early, when the gradients of
+      different batches disagree most, and a model that underfits its data (as a short run does) gains from
+      fitting without it at the end, when the step size has decayed.
+
+    Defaults 0 and 1: dropout from the first step to the last, as in the paper. ``history`` (the run's rows so far,
+    each with its ``dropout`` flag): once dropout has stopped it stays off, although a planned schedule grows
+    when its epochs get shorter, and epochs without dropout are shorter. What each choice measured on ML-1m is in
+    docs/differences.md."""
+    stopped = any(row.get("dropout") == 1.0 for row in history) and history[-1].get("dropout") == 0.0
+    return not stopped and config.dropout_start * epochs < epoch <= config.dropout_stop * epochs
 
 
 # ---------------------------------------------------------------------------- 4. mixed precision
@@ -388,15 +398,16 @@ def train(
         replan_scheduler(scheduler, config, steps_per_epoch * run.planned_epochs)
 
     epoch, last_epoch = run.start_epoch, min(config.epochs, stop_after_epoch or config.epochs)
+    scheduled_dropout = config.dropout_start > 0 or config.dropout_stop < 1
     while epoch <= last_epoch:
-        if config.dropout_start > 0:  # the plan's length, or before the first plan the most it may plan
-            with_dropout = dropout_on(config, epoch, run.planned_epochs or config.epochs)
+        if scheduled_dropout:  # the plan's length, or before the first plan the most it may plan
+            with_dropout = dropout_on(config, epoch, run.planned_epochs or config.epochs, run.history)
             model.set_dropout(with_dropout)
         row = train_epoch(model, loss_fn, dataset, optimizer, scheduler, config, epoch, batch_size=batch_size,
                           device=device, bf16=bf16, parallel=parallel, progress=progress, elapsed=run.elapsed,
                           epochs=run.planned_epochs if planning else None)
         run.elapsed = row["elapsed_seconds"]
-        if config.dropout_start > 0:
+        if scheduled_dropout:
             row["dropout"] = float(with_dropout)  # 1.0: this epoch trained with the model's dropout
         if planning and time_budget_s is not None:  # plan the decay again from the epochs' times so far
             # (epoch_seconds is the same number on every rank under torchrun, so every rank plans alike)

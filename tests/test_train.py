@@ -102,6 +102,35 @@ def test_dropout_start_trains_the_first_share_of_the_epochs_without_dropout(data
     assert seen == [[0.1, 0.2]]
 
 
+def test_dropout_stop_trains_the_last_epochs_without_dropout_and_stays_off(data, monkeypatch):
+    from minibert4rec import train as train_module
+
+    seen, epoch = [], train_module.train_epoch
+    monkeypatch.setattr(train_module, "train_epoch",
+                        lambda model, *a, **kw: seen.append(dropout_probabilities(model)) or epoch(model, *a, **kw))
+    config = BERT4RecConfig(epochs=4, **{**SMALL, "hidden_dropout_prob": 0.2, "attn_dropout_prob": 0.1,
+                                          "dropout_stop": 0.5})
+    result = train(config, data, progress=False)
+    assert seen == [[0.1, 0.2], [0.1, 0.2], [0.0], [0.0]]
+    assert result.history["dropout"].tolist() == [1.0, 1.0, 0.0, 0.0]
+    assert [dropout_on(config, e, 46) for e in (1, 23, 24, 46)] == [True, True, False, False]
+    # a plan that grows once dropout is off (shorter epochs) does not switch it back on
+    on, off = {"dropout": 1.0}, {"dropout": 0.0}
+    assert not dropout_on(config, 24, 60, [on] * 22 + [off])
+    assert dropout_on(config, 24, 60, [on] * 23)
+    # both bounds: off, on, off
+    window = config.replace(dropout_start=0.25, dropout_stop=0.75)
+    assert [dropout_on(window, e, 8) for e in range(1, 9)] == [False, False, True, True, True, True, False, False]
+    assert not dropout_on(window, 3, 8, [off, off, on, off])  # stopped stays stopped
+    assert dropout_on(window, 3, 8, [off, off])  # a first share without dropout is not a stop
+
+
+@pytest.mark.parametrize("start, stop", [(0.5, 0.5), (0.6, 0.4)])
+def test_dropout_start_must_be_below_dropout_stop(start, stop):
+    with pytest.raises(ValueError, match="dropout_start=.* must be below dropout_stop"):
+        BERT4RecConfig(dropout_start=start, dropout_stop=stop)
+
+
 def test_a_small_model_learns_the_planted_pattern(data, trained):
     popularity = evaluate_popularity(data, n_negatives=20)["full"]["HR@1"]
     ours = trained.test["full"]["HR@1"]

@@ -107,6 +107,8 @@ RULES: dict[str, Rule] = {
     "last_item_ratio": Rule(0.0, 1.0, high_open=True, hint="a fraction, e.g. 0.1"),
     "dropout_start": Rule(0.0, 1.0, high_open=True, hint="a share of the epochs, e.g. 0.5; 0 = dropout from the "
                           "first step (the paper's)"),
+    "dropout_stop": Rule(0.0, 1.0, low_open=True, hint="a share of the epochs, e.g. 0.5; 1 = dropout to the last "
+                         "step (the paper's)"),
     "window_step": Rule(1, 100_000, hint="None = max_seq_length // 2"),
     "eval_every": Rule(1, 1_000_000, hint="evaluate every this many epochs"),
     "patience": Rule(0, 1_000_000, hint="0 = never stop early"),
@@ -169,7 +171,9 @@ class BERT4RecConfig:
     (linear warm-up, then linear decay to 0 at the last step), ``clip_grad_norm``, ``last_item_ratio``
     (fraction of extra "mask only the last item" samples, the paper's fine-tuning trick), ``dropout_start``
     (0, the paper's: dropout from the first step. s > 0: the first share s of the schedule's epochs trains without
-    any dropout, the rest with the model's; a training choice, the model is unchanged), ``window_step``
+    any dropout, the rest with the model's; a training choice, the model is unchanged), ``dropout_stop`` (1, the
+    paper's: dropout to the last step. s < 1: the epochs after the first share s of the schedule train without
+    dropout, "early dropout"; with ``dropout_start`` the two bound the share that trains with it), ``window_step``
     (stride of the sliding windows over long histories; None = max_seq_length // 2), ``eval_every`` (epochs),
     ``patience`` (evaluations without improvement of validation NDCG@10 before early stopping; 0 = never stop),
     ``eval_negatives`` (popularity-sampled negatives per user in the sampled protocol; the paper's 100),
@@ -219,6 +223,7 @@ class BERT4RecConfig:
     clip_grad_norm: float = 5.0
     last_item_ratio: float = 0.1
     dropout_start: float = 0.0
+    dropout_stop: float = 1.0
     window_step: int | None = None
     eval_every: int = 1
     patience: int = 0
@@ -258,6 +263,11 @@ class BERT4RecConfig:
         if self.window_step is not None and not (1 <= self.window_step <= self.max_seq_length):
             raise ValueError(
                 f"window_step={self.window_step} must be between 1 and max_seq_length={self.max_seq_length}."
+            )
+        if self.dropout_start >= self.dropout_stop:
+            raise ValueError(
+                f"dropout_start={self.dropout_start} must be below dropout_stop={self.dropout_stop}: dropout is on "
+                "from the first share to the second; use e.g. dropout_start=0 with dropout_stop=0.5."
             )
         if self.include_valid_in_train and self.patience > 0:
             raise ValueError(
