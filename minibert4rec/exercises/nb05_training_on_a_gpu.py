@@ -96,3 +96,13 @@ EXERCISES.append(
              ("Keep the config, the seed and the budget; change only plan_schedule.",
               "Look at history['lr'] at the last epoch of each run.",
               "A run cut while the learning rate is high has not settled: its weights still move a lot each step.")))
+
+EXERCISES.append(
+    Exercise("explore_early_dropout", "05", "explore",
+             "Same seed and epochs, dropout_stop=1 vs 0.25: where do the two curves part, and which ends higher?",
+             ("Change only dropout_stop (config.replace(dropout_stop=0.25)); keep the seed and the number of "
+              "epochs, and train without a time budget so that both runs follow the same schedule.",
+              "history['dropout'] says which epochs trained with dropout; plot the validation NDCG@10 and the "
+              "training loss against elapsed_seconds, with a line at the switch.",
+              "Before the switch the two runs are the same run. After it, compare epoch_seconds too: under a time "
+              "budget, how many more epochs would the plan fit in?")))
