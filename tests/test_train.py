@@ -83,12 +83,18 @@ def test_set_dropout_switches_every_dropout_off_and_back(data):
     assert not torch.allclose(model(x)[0], reference)
 
 
-def test_dropout_start_trains_the_first_share_of_the_epochs_without_dropout(data, monkeypatch):
+def record_dropout_per_epoch(monkeypatch) -> list[list[float]]:
+    """From now on, every epoch the trainer runs appends the model's dropout probabilities to the returned list."""
     from minibert4rec import train as train_module
 
     seen, epoch = [], train_module.train_epoch
     monkeypatch.setattr(train_module, "train_epoch",
                         lambda model, *a, **kw: seen.append(dropout_probabilities(model)) or epoch(model, *a, **kw))
+    return seen
+
+
+def test_dropout_start_trains_the_first_share_of_the_epochs_without_dropout(data, monkeypatch):
+    seen = record_dropout_per_epoch(monkeypatch)
     config = BERT4RecConfig(epochs=4, **{**SMALL, "hidden_dropout_prob": 0.2, "attn_dropout_prob": 0.1,
                                           "dropout_start": 0.5})
     result = train(config, data, progress=False)
@@ -103,11 +109,7 @@ def test_dropout_start_trains_the_first_share_of_the_epochs_without_dropout(data
 
 
 def test_dropout_stop_trains_the_last_epochs_without_dropout_and_stays_off(data, monkeypatch):
-    from minibert4rec import train as train_module
-
-    seen, epoch = [], train_module.train_epoch
-    monkeypatch.setattr(train_module, "train_epoch",
-                        lambda model, *a, **kw: seen.append(dropout_probabilities(model)) or epoch(model, *a, **kw))
+    seen = record_dropout_per_epoch(monkeypatch)
     config = BERT4RecConfig(epochs=4, **{**SMALL, "hidden_dropout_prob": 0.2, "attn_dropout_prob": 0.1,
                                           "dropout_stop": 0.5})
     result = train(config, data, progress=False)
