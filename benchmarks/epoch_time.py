@@ -22,6 +22,16 @@ Both compute the same numbers from the same random state (``tests/test_fast_path
   ``fast/attention.py`` without random numbers. This changes the model (``docs/differences.md``);
 * ``bf16 autocast``: the bf16 step of the paper's model, attention dropout 0.1.
 
+``--compare loss-and-optimizer``:
+
+* ``bf16 autocast``: the trainer's bf16 step (``amp_cpu``): the output layer's softmax cross-entropy through
+  ``fast/cross_entropy.py`` (its three products in bfloat16, the gradient in closed form, a slice of rows at a
+  time) and PyTorch's fused AdamW;
+* ``bf16, autograd's loss, per-tensor AdamW``: the same step with autograd's full ``(m, N)`` logits
+  (``fast_ce.autograd_path_under_autocast``) and AdamW's per-tensor loop (``fused=False``).
+
+Both compute the same loss up to bfloat16's rounding (``tests/test_fast_paths.py``, ``tests/test_train.py``).
+
 For each thread count, every seed runs both arms one after the other (the order alternates between seeds), so
 that a slow minute hits both alike. The result gives epoch seconds and CPU seconds, min / median / max over the
 seeds, and the speed-up of the medians over the second arm.
@@ -29,6 +39,7 @@ seeds, and the speed-up of the medians over the second arm.
     python benchmarks/epoch_time.py --threads 2 1 --seeds 0 1 2 --out benchmarks/results/epoch_time_ml1m_cpu.json
     python benchmarks/epoch_time.py --compare precision --out benchmarks/results/epoch_time_bf16_ml1m_cpu.json
     python benchmarks/epoch_time.py --compare attention-dropout  # epoch_time_bf16_attn_dropout0_ml1m_cpu.json
+    python benchmarks/epoch_time.py --compare loss-and-optimizer  # epoch_time_bf16_loss_optimizer_ml1m_cpu.json
 
 Run it with nothing else on the machine; the load average before and after is recorded.
 """
@@ -52,16 +63,20 @@ from common import provenance, write_result  # noqa: E402
 from minibert4rec import distributed  # noqa: E402
 from minibert4rec.data import load_dataset  # noqa: E402
 from minibert4rec.fast import attention as fast_attention  # noqa: E402
+from minibert4rec.fast import cross_entropy as fast_ce  # noqa: E402
 from minibert4rec.masking import make_dataset  # noqa: E402
 from minibert4rec.model import BERT4Rec  # noqa: E402
 from minibert4rec.support.runtime import reuse_freed_memory, run_sizes  # noqa: E402
 from minibert4rec.train import cpu_has_native_bf16, make_optimizer, make_scheduler, train_epoch  # noqa: E402
 
+OLD_LOSS_AND_OPTIMIZER = "bf16, autograd's loss, per-tensor AdamW"
 ARMS = {"attention": ("default", "from-scratch"), "precision": ("bf16 autocast", "float32"),
-        "attention-dropout": ("bf16, no attention dropout", "bf16 autocast")}
-BF16_PATHS = ("bf16 autocast", "bf16, no attention dropout")
+        "attention-dropout": ("bf16, no attention dropout", "bf16 autocast"),
+        "loss-and-optimizer": ("bf16 autocast", OLD_LOSS_AND_OPTIMIZER)}
+BF16_PATHS = ("bf16 autocast", "bf16, no attention dropout", OLD_LOSS_AND_OPTIMIZER)
 DEFAULT_OUT = {"attention": "epoch_time_ml1m_cpu.json", "precision": "epoch_time_bf16_ml1m_cpu.json",
-               "attention-dropout": "epoch_time_bf16_attn_dropout0_ml1m_cpu.json"}
+               "attention-dropout": "epoch_time_bf16_attn_dropout0_ml1m_cpu.json",
+               "loss-and-optimizer": "epoch_time_bf16_loss_optimizer_ml1m_cpu.json"}
 
 
 def one_epoch(path: str, threads: int, seed: int, data, config) -> dict:
@@ -74,8 +89,14 @@ def one_epoch(path: str, threads: int, seed: int, data, config) -> dict:
     model.init_output_bias_from_popularity(data.item_counts(config.include_valid_in_train))
     steps = dataset.num_batches(config.batch_size)
     optimizer = make_optimizer(model, config)
+    old_step = path == OLD_LOSS_AND_OPTIMIZER
+    if old_step:  # the same groups, AdamW's per-tensor loop
+        optimizer = torch.optim.AdamW([{"params": g["params"], "weight_decay": g["weight_decay"]}
+                                       for g in optimizer.param_groups], lr=config.learning_rate, fused=False)
     scheduler = make_scheduler(optimizer, config, steps * config.epochs)
-    with fast_attention.disabled() if path == "from-scratch" else nullcontext():
+    context = (fast_attention.disabled() if path == "from-scratch"
+               else fast_ce.autograd_path_under_autocast() if old_step else nullcontext())
+    with context:
         cpu0 = time.process_time()
         row = train_epoch(model, model.loss, dataset, optimizer, scheduler, config, 1, batch_size=config.batch_size,
                           device=torch.device("cpu"), bf16=path in BF16_PATHS, parallel=distributed.current(),
@@ -98,14 +119,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--compare", choices=tuple(ARMS), default="attention",
                         help="attention: the trainer's against the from-scratch one; precision: bf16 against float32; "
-                             "attention-dropout: bf16 without attention dropout against bf16 with the paper's 0.1")
+                             "attention-dropout: bf16 without attention dropout against bf16 with the paper's 0.1; "
+                             "loss-and-optimizer: the bf16 step against it with autograd's loss and per-tensor AdamW")
     parser.add_argument("--threads", type=int, nargs="+", default=[2, 1])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--dataset", default="ml-1m")
     parser.add_argument("--data-dir", default=str(ROOT / "data"))
     parser.add_argument("--out", help="the result file (default: benchmarks/results/epoch_time_ml1m_cpu.json for "
                         "--compare attention, epoch_time_bf16_ml1m_cpu.json for precision, "
-                        "epoch_time_bf16_attn_dropout0_ml1m_cpu.json for attention-dropout)")
+                        "epoch_time_bf16_attn_dropout0_ml1m_cpu.json for attention-dropout, "
+                        "epoch_time_bf16_loss_optimizer_ml1m_cpu.json for loss-and-optimizer)")
     args = parser.parse_args()
     if any(t < 1 for t in args.threads) or not args.seeds:
         parser.error("every --threads value must be a positive integer, and give at least one seed")

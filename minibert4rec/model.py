@@ -20,8 +20,8 @@ out of a run's flat :class:`BERT4RecConfig`). Departures from the paper (docs/di
 positions may count from the newest item (``position_counting="right"``; the paper's "left" is the default) and
 the output bias may start at log popularity (:meth:`BERT4Rec.init_output_bias_from_popularity`). Dropout on a
 CPU uses cheaper random bits (``fast/dropout.py``); attention in CPU training, with dropout or in bfloat16, takes the
-same maths in fewer passes over memory (``fast/attention.py``); the full softmax over a large catalogue is computed in
-slices (``fast/cross_entropy.py``). The padding row of the item table is 0 and never trained.
+same maths in fewer passes over memory (``fast/attention.py``); the full softmax over a large catalogue, or in bfloat16 on
+a CPU, is computed in slices with its gradient in closed form (``fast/cross_entropy.py``). The padding row of the item table is 0 and never trained.
 """
 
 from __future__ import annotations
@@ -273,8 +273,9 @@ class BERT4Rec(nn.Module):
         fifth of the work of scoring every position. Three objectives:
 
         * ``loss_type="CE"``, ``loss_negatives=0`` (the paper's): softmax cross-entropy over all N items. When
-          the ``(m, N)`` logits would be large on a CPU, ``fast_ce.linear_cross_entropy`` computes the same loss
-          and gradients a slice of rows at a time, never holding the whole matrix;
+          the ``(m, N)`` logits would be large on a CPU, or under CPU bfloat16 autocast,
+          ``fast_ce.linear_cross_entropy`` computes the same loss and gradients a slice of rows at a time, never
+          holding the whole matrix and in fewer passes over it;
         * ``loss_type="CE"``, ``loss_negatives=k``: ``fast_ce.sampled_softmax_loss`` against k uniformly drawn items
           shared by the batch (``generator`` draws them; default: torch's global generator);
         * ``loss_type="BPR"``: one uniformly sampled negative per target.
@@ -293,7 +294,9 @@ class BERT4Rec(nn.Module):
                 negatives = torch.randperm(self.n_items, generator=generator,
                                            device=generator.device if generator is not None else "cpu")[:k]
                 return fast_ce.sampled_softmax_loss(h, item_weights, self.output_bias, targets, negatives.to(h.device))
-            if h.device.type == "cpu" and h.shape[0] * self.n_items * 4 > fast_ce.LARGE_LOGITS_BYTES:
+            large = h.shape[0] * self.n_items * 4 > fast_ce.LARGE_LOGITS_BYTES
+            sliced_for_bf16 = torch.is_autocast_enabled("cpu") and fast_ce.used_under_cpu_autocast()
+            if h.device.type == "cpu" and (large or sliced_for_bf16):
                 return fast_ce.linear_cross_entropy(h, item_weights, self.output_bias, targets)
             logits = (h @ item_weights.T + self.output_bias).float()  # (m N)
             return F.cross_entropy(logits, targets)

@@ -12,6 +12,8 @@ Shapes: m labelled positions, D hidden, N items, k negatives.
 from __future__ import annotations
 
 import math
+from contextlib import contextmanager
+from typing import Iterator
 
 import torch
 import torch.nn.functional as F
@@ -22,6 +24,26 @@ import torch.nn.functional as F
 LARGE_LOGITS_BYTES = 32 * 2**20
 #: Rows per slice in :func:`linear_cross_entropy`: a slice of logits stays well under the 32 MiB above.
 CHUNK_BYTES = 8 * 2**20
+
+_under_autocast = True
+
+
+def used_under_cpu_autocast() -> bool:
+    """Whether ``BERT4Rec.loss`` takes :func:`linear_cross_entropy` for every batch under CPU bf16 autocast (True,
+    except inside :func:`autograd_path_under_autocast`)."""
+    return _under_autocast
+
+
+@contextmanager
+def autograd_path_under_autocast() -> Iterator[None]:
+    """Within this block, ``BERT4Rec.loss`` under CPU autocast goes back to autograd's full ``(m, N)`` logits (large
+    catalogues excepted): to time or compare the two."""
+    global _under_autocast
+    before, _under_autocast = _under_autocast, False
+    try:
+        yield
+    finally:
+        _under_autocast = before
 
 
 class _LinearCrossEntropy(torch.autograd.Function):
@@ -35,27 +57,38 @@ class _LinearCrossEntropy(torch.autograd.Function):
     """
 
     @staticmethod
-    @torch.amp.custom_fwd(device_type="cuda", cast_inputs=torch.float32)  # under autocast: float32 all the same
-    @torch.amp.custom_fwd(device_type="cpu", cast_inputs=torch.float32)
-    def forward(ctx, h: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    @torch.amp.custom_fwd(device_type="cuda", cast_inputs=torch.float32)  # under autocast: float32 inputs, and
+    @torch.amp.custom_fwd(device_type="cpu", cast_inputs=torch.float32)  # ``product_dtype`` says what products use
+    def forward(ctx, h: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, targets: torch.Tensor,
+                product_dtype: torch.dtype) -> torch.Tensor:
         m, n_items = h.shape[0], weight.shape[0]
         rows = max(1, CHUNK_BYTES // (4 * n_items))
         want_grad = any(ctx.needs_input_grad[:3])
+        low = product_dtype if product_dtype != h.dtype else None  # bfloat16 products under CPU autocast
+        h_p, w_p = (h.to(low), weight.to(low)) if low else (h, weight)  # the products' operands, cast once
         grad_h, grad_w, grad_b = torch.empty_like(h), torch.zeros_like(weight), torch.zeros_like(bias)
         buffer = h.new_empty(min(rows, m), n_items)  # (c N), reused by every slice
         total = h.new_zeros((), dtype=torch.float64)
         for start in range(0, m, rows):
-            h_c, t_c = h[start : start + rows], targets[start : start + rows]  # (c D), (c,)
-            z = torch.addmm(bias, h_c, weight.T, out=buffer[: h_c.shape[0]])  # (c N) logits
+            h_c, t_c = h_p[start : start + rows], targets[start : start + rows]  # (c D), (c,)
+            out = buffer[: h_c.shape[0]]
+            if low:  # a bfloat16 product, then the bias in float32 (as autograd's path under autocast)
+                z = torch.add(bias, torch.mm(h_c, w_p.T), out=out)  # (c N) logits, float32
+            else:
+                z = torch.addmm(bias, h_c, w_p.T, out=out)  # (c N) logits
             lse = torch.logsumexp(z, dim=1)  # (c,)
             total += (lse - z.gather(1, t_c[:, None]).squeeze(1)).sum()  # -log softmax(z)[t]
-            if want_grad:
-                g = z.sub_(lse[:, None]).exp_()  # softmax(z), in place
-                g[torch.arange(h_c.shape[0], device=h.device), t_c] -= 1.0  # - onehot(t)
-                g.div_(m)  # the mean over rows
-                torch.mm(g, weight, out=grad_h[start : start + rows])  # (c D)
-                grad_w.addmm_(g.T, h_c)  # (N D)
+            if want_grad:  # softmax(z) / m - onehot(t) / m: the gradient of the mean over rows, in place
+                g = z.sub_((lse + math.log(m))[:, None]).exp_()
+                g[torch.arange(h_c.shape[0], device=h.device), t_c] -= 1.0 / m
                 grad_b += g.sum(dim=0)  # (N,)
+                if low:
+                    g = g.to(low)
+                    grad_h[start : start + rows] = torch.mm(g, w_p)  # (c D)
+                    grad_w += torch.mm(g.T, h_c)  # (N D)
+                else:
+                    torch.mm(g, w_p, out=grad_h[start : start + rows])  # (c D)
+                    grad_w.addmm_(g.T, h_c)  # (N D)
         ctx.save_for_backward(grad_h, grad_w, grad_b)
         return (total / m).to(h.dtype)
 
@@ -64,16 +97,24 @@ class _LinearCrossEntropy(torch.autograd.Function):
     @torch.amp.custom_bwd(device_type="cpu")
     def backward(ctx, grad_loss: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, None]:
         grad_h, grad_w, grad_b = ctx.saved_tensors
-        return grad_h * grad_loss, grad_w * grad_loss, grad_b * grad_loss, None
+        return grad_h * grad_loss, grad_w * grad_loss, grad_b * grad_loss, None, None
 
 
 def linear_cross_entropy(h: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     """``F.cross_entropy(h @ weight.T + bias, targets)`` without ever holding the ``(m, N)`` logits.
 
     h (m D), weight (N D), bias (N,), targets (m,) column ids -> scalar mean loss, differentiable in h, weight and
-    bias. See :class:`_LinearCrossEntropy` for how; ``BERT4Rec.loss`` uses it on a CPU for large catalogues.
+    bias. See :class:`_LinearCrossEntropy` for how; ``BERT4Rec.loss`` uses it on a CPU for large catalogues, and
+    for every batch under CPU bfloat16 autocast.
+
+    Under CPU autocast to bfloat16 the three matrix products (logits, dL/dh, dL/dW) run in bfloat16, as autograd's
+    path runs them there, and the softmax, the loss and the accumulated gradients stay in float32. Elsewhere (no
+    autocast, or autocast on a GPU) everything runs in float32, or in the inputs' own dtype when it is wider.
     """
-    return _LinearCrossEntropy.apply(h, weight, bias, targets)
+    product_dtype = h.dtype if h.dtype in (torch.float32, torch.float64) else torch.float32
+    if h.device.type == "cpu" and torch.is_autocast_enabled("cpu") and torch.get_autocast_dtype("cpu") == torch.bfloat16:
+        product_dtype = torch.bfloat16
+    return _LinearCrossEntropy.apply(h, weight, bias, targets, product_dtype)
 
 
 def sampled_softmax_loss(h: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, targets: torch.Tensor,
