@@ -3,7 +3,9 @@
 The plain version is two lines: ``logits = h @ weight.T + bias`` then ``F.cross_entropy(logits, targets)``.
 :func:`linear_cross_entropy` computes the same loss and the same gradients a slice of rows at a time
 (``tests/test_fast_paths.py`` checks both against ``F.cross_entropy`` in float64). ``BERT4Rec.loss`` uses it on a
-CPU when the logits would exceed :data:`LARGE_LOGITS_BYTES`. :func:`sampled_softmax_loss` is an approximation, not
+CPU when the logits would exceed :data:`LARGE_LOGITS_BYTES`, and for every batch under CPU bfloat16 autocast, where
+it runs its products in bfloat16 and makes fewer passes over the logits than autograd's path (the softmax's
+backward is one subtraction here). :func:`sampled_softmax_loss` is an approximation, not
 a speed-up of the same number: it equals the full softmax only when the negatives are every item.
 
 Shapes: m labelled positions, D hidden, N items, k negatives.
@@ -95,7 +97,7 @@ class _LinearCrossEntropy(torch.autograd.Function):
     @staticmethod
     @torch.amp.custom_bwd(device_type="cuda")
     @torch.amp.custom_bwd(device_type="cpu")
-    def backward(ctx, grad_loss: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, None]:
+    def backward(ctx, grad_loss: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, None, None]:
         grad_h, grad_w, grad_b = ctx.saved_tensors
         return grad_h * grad_loss, grad_w * grad_loss, grad_b * grad_loss, None, None
 
