@@ -9,6 +9,15 @@ on the same threads: about the best this CPU does.
 
     python benchmarks/profile_step.py --threads 1 2 --steps 20 --out benchmarks/results/profile_step_ml1m_cpu.json
 
+``--amp-cpu`` profiles the trainer's bfloat16 step instead (``train.training_step`` under CPU autocast, as
+``amp_cpu=True`` trains): its parts are the forward pass with the loss (the sliced loss of
+``fast/cross_entropy.py`` computes the output layer's gradients there), the backward pass, and clipping with the
+AdamW step; the reference adds a bfloat16 matrix product. Either way, ``op_shares`` splits the step's operator
+time (``torch.profiler``, self time of each operator on the calling thread, a second pass over the same batches)
+into matrix products, softmax and cross-entropy, dropout's random bits, dtype casts, the AdamW kernel and the rest.
+
+    python benchmarks/profile_step.py --amp-cpu --threads 2 1 --steps 30 --out benchmarks/results/profile_step_bf16_ml1m_cpu.json
+
 Run it with nothing else on the machine; the load average before and after is recorded in the result file.
 """
 
@@ -31,18 +40,97 @@ from minibert4rec.data import load_dataset  # noqa: E402
 from minibert4rec.masking import ClozeDataset  # noqa: E402
 from minibert4rec.model import BERT4Rec  # noqa: E402
 from minibert4rec.support.runtime import run_sizes  # noqa: E402
-from minibert4rec.train import make_optimizer, make_scheduler  # noqa: E402
+from minibert4rec.train import cpu_has_native_bf16, make_optimizer, make_scheduler, training_step  # noqa: E402
 
 
-def matmul_gflops(threads: int, n: int = 1024, repeats: int = 20) -> float:
-    """fp32 GFLOP/s of an n x n matrix product: the reference for what this CPU can do."""
+#: Operator names (torch.profiler keys) of each part of ``op_shares``; every other operator counts as "the rest".
+OP_GROUPS = {
+    "matrix products": ("aten::mm", "aten::bmm", "aten::addmm", "aten::baddbmm"),
+    "softmax and cross-entropy": ("aten::_softmax", "aten::_softmax_backward_data", "aten::_log_softmax",
+                                  "aten::_log_softmax_backward_data", "aten::logsumexp", "aten::exp", "aten::exp_",
+                                  "aten::nll_loss_forward", "aten::nll_loss_backward"),
+    "dropout random bits": ("aten::random_",),
+    "dtype casts and copies": ("aten::copy_", "aten::_to_copy"),
+    "AdamW kernel": ("aten::_fused_adamw_", "aten::_fused_adamw"),
+}
+
+
+def op_shares(step, batches) -> dict[str, float]:
+    """The share of operator self time (torch.profiler, calling thread) in each part of :data:`OP_GROUPS`."""
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
+        for inputs, labels in batches:
+            step(inputs, labels)
+    times = {event.key: event.self_cpu_time_total for event in prof.key_averages()}
+    total = sum(times.values())
+    shares = {group: sum(times.get(name, 0.0) for name in names) / total for group, names in OP_GROUPS.items()}
+    shares["the rest (element-wise, layer norm, autograd bookkeeping)"] = 1.0 - sum(shares.values())
+    return {group: round(share, 3) for group, share in shares.items()}
+
+
+def matmul_gflops(threads: int, n: int = 1024, repeats: int = 20, dtype: torch.dtype = torch.float32) -> float:
+    """GFLOP/s of an n x n matrix product in ``dtype``: the reference for what this CPU can do."""
     torch.set_num_threads(threads)
-    a, b = torch.randn(n, n), torch.randn(n, n)
+    a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
     a @ b
     start = time.perf_counter()
     for _ in range(repeats):
         a @ b
     return 2 * n**3 * repeats / (time.perf_counter() - start) / 1e9
+
+
+def profile_bf16(threads: int, steps: int, batch_size: int, data, config) -> dict:
+    """The trainer's bfloat16 step (``train.training_step`` with bf16 autocast), timed in three parts."""
+    torch.set_num_threads(threads)
+    torch.manual_seed(0)
+    model = BERT4Rec(config, data.n_items)
+    model.init_output_bias_from_popularity(data.item_counts(True))
+    optimizer = make_optimizer(model, config)
+    scheduler = make_scheduler(optimizer, config, 10_000)
+    dataset = ClozeDataset(data.split(True).train, config.max_seq_length, config.mask_ratio, data.mask_id,
+                           data.n_items, seed=0)
+    batches = [b for _, b in zip(range(steps + 3), dataset.batches(batch_size, epoch=1, group_by_length=True))]
+    warm, timed = batches[:3], batches[3:]
+    model.train()
+
+    def step(inputs, labels):
+        return training_step(model.loss, model, optimizer, scheduler, inputs, labels, config, True)
+
+    for inputs, labels in warm:  # warm-up: allocator, caches
+        step(inputs, labels)
+    with FlopCounterMode(display=False) as counter, torch.autocast("cpu", dtype=torch.bfloat16):
+        for inputs, labels in timed:
+            model.loss(inputs, labels).backward()
+    optimizer.zero_grad()
+    flops = counter.get_total_flops()
+    parts = {"forward with the loss": 0.0, "backward": 0.0, "clip + AdamW + schedule": 0.0}
+    positions = real = 0
+    start_all = time.perf_counter()
+    for inputs, labels in timed:  # training_step's lines, timed one by one
+        positions += inputs.numel()
+        real += int((inputs > 0).sum())
+        t0 = time.perf_counter()
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            loss = model.loss(inputs, labels)
+        t1 = time.perf_counter()
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        t2 = time.perf_counter()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), config.clip_grad_norm)
+        optimizer.step()
+        scheduler.step()
+        t3 = time.perf_counter()
+        for name, seconds in zip(parts, (t1 - t0, t2 - t1, t3 - t2)):
+            parts[name] += seconds
+    total = time.perf_counter() - start_all
+    return {"threads": threads, "steps": len(timed), "batch_size": batch_size, "arithmetic": "bf16 autocast",
+            "ms_per_step": round(1000 * total / len(timed), 1),
+            "gflop_per_step": round(flops / len(timed) / 1e9, 2),
+            "gflops_achieved": round(flops / total / 1e9, 1),
+            "matmul_reference_gflops": round(matmul_gflops(threads), 1),
+            "matmul_reference_bf16_gflops": round(matmul_gflops(threads, dtype=torch.bfloat16), 1),
+            "share": {name: round(seconds / total, 3) for name, seconds in parts.items()},
+            "op_shares": op_shares(step, timed),
+            "padding_share_of_positions": round(1 - real / positions, 3)}
 
 
 def profile(threads: int, steps: int, batch_size: int, data, config) -> dict:
@@ -95,6 +183,8 @@ def profile(threads: int, steps: int, batch_size: int, data, config) -> dict:
             "gflops_achieved": round(flops / total / 1e9, 1),
             "matmul_reference_gflops": round(matmul_gflops(threads), 1),
             "share": {name: round(seconds / total, 3) for name, seconds in parts.items()},
+            "op_shares": op_shares(lambda x, y: training_step(model.loss, model, optimizer, scheduler, x, y, config,
+                                                              False), timed),
             "padding_share_of_positions": round(1 - real / positions, 3)}
 
 
@@ -105,21 +195,28 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--dataset", default="ml-1m")
     parser.add_argument("--data-dir", default=str(ROOT / "data"))
-    parser.add_argument("--out", default=str(ROOT / "benchmarks/results/profile_step_ml1m_cpu.json"))
+    parser.add_argument("--amp-cpu", action="store_true", help="profile the trainer's bfloat16 step (amp_cpu)")
+    parser.add_argument("--out", help="the result file (default: benchmarks/results/profile_step_ml1m_cpu.json, "
+                        "or profile_step_bf16_ml1m_cpu.json with --amp-cpu)")
     args = parser.parse_args()
+    out = args.out or str(ROOT / "benchmarks/results" / ("profile_step_bf16_ml1m_cpu.json" if args.amp_cpu
+                                                          else "profile_step_ml1m_cpu.json"))
     if args.steps < 1 or args.batch_size < 1 or any(t < 1 for t in args.threads):
         parser.error("--steps, --batch-size and every --threads value must be positive integers")
     data = load_dataset(args.dataset, data_dir=args.data_dir)
     config = run_sizes()["config"].replace(include_valid_in_train=True, device="cpu")
     load_before = os.getloadavg()[0]
-    rows = [profile(t, args.steps, args.batch_size, data, config) for t in args.threads]
+    if args.amp_cpu and not cpu_has_native_bf16():
+        print("warning: this CPU does not multiply bfloat16 natively; the bf16 step is emulated and slow")
+    run = profile_bf16 if args.amp_cpu else profile
+    rows = [run(t, args.steps, args.batch_size, data, config) for t in args.threads]
     for row in rows:
         print(row)
-    payload = {**provenance(), "dataset": args.dataset,
+    payload = {**provenance(), "dataset": args.dataset, "cpu_has_native_bf16": cpu_has_native_bf16(),
                "model": {k: getattr(config, k) for k in ("max_seq_length", "hidden_size", "inner_size", "n_layers",
                                                           "n_heads", "mask_ratio")},
                "rows": rows}
-    write_result(args.out, payload, load_before)
+    write_result(out, payload, load_before)
 
 
 if __name__ == "__main__":

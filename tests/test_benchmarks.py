@@ -313,3 +313,48 @@ def test_epoch_time_arms_train_what_their_names_say(monkeypatch, path, bf16, att
     assert seen == {"bf16": bf16, "config_p": attn_dropout, "layer_p": [attn_dropout, attn_dropout]}
     assert run["attn_dropout_prob"] == attn_dropout and run["path"] == path
     assert epoch_time.ARMS["attention-dropout"] == ("bf16, no attention dropout", "bf16 autocast")
+
+
+def test_epoch_time_loss_and_optimizer_arms(monkeypatch):
+    """epoch_time.py --compare loss-and-optimizer: the trainer's arm trains with fused AdamW and the sliced loss under
+    autocast; the other with AdamW's per-tensor loop and autograd's loss, and the sliced loss is back afterwards."""
+    import epoch_time
+    from minibert4rec.fast import cross_entropy as fast_ce
+    from minibert4rec.support.config import BERT4RecConfig
+
+    seen = []
+
+    def fake_epoch(model, loss_fn, dataset, optimizer, scheduler, config, epoch, **kwargs):
+        seen.append((kwargs["bf16"], bool(optimizer.defaults["fused"]), fast_ce.used_under_cpu_autocast(),
+                     [len(g["params"]) for g in optimizer.param_groups]))
+        return {"epoch_seconds": 1.0, "train_loss": 5.0}
+
+    monkeypatch.setattr(epoch_time, "train_epoch", fake_epoch)
+    data = synthetic_sequences(n_users=20, n_items=30, min_len=5, max_len=12, seed=0)
+    config = BERT4RecConfig(max_seq_length=8, hidden_size=8, n_heads=2)
+    new, old = epoch_time.ARMS["loss-and-optimizer"]
+    epoch_time.one_epoch(new, 1, 0, data, config)
+    epoch_time.one_epoch(old, 1, 0, data, config)
+    assert seen[0][:3] == (True, True, True) and seen[1][:3] == (True, False, False)
+    assert seen[0][3] == seen[1][3]  # the same parameter groups (decay on matrices only)
+    assert fast_ce.used_under_cpu_autocast()
+
+
+def test_profile_step_bf16_parts_and_op_shares():
+    """profile_step.py --amp-cpu on a small model and data: the parts and the operator shares each sum to 1, and
+    the matrix products are a real share of the step."""
+    import profile_step
+    from minibert4rec.support.config import BERT4RecConfig
+
+    data = synthetic_sequences(n_users=40, n_items=30, min_len=5, max_len=12, seed=0)
+    config = BERT4RecConfig(max_seq_length=8, hidden_size=8, inner_size=16, n_heads=2, hidden_dropout_prob=0.1,
+                            attn_dropout_prob=0.1, amp_cpu=True)
+    threads = torch.get_num_threads()
+    try:
+        row = profile_step.profile_bf16(1, 3, 8, data, config)
+    finally:
+        torch.set_num_threads(threads)
+    assert row["arithmetic"] == "bf16 autocast" and row["steps"] == 3
+    assert abs(sum(row["share"].values()) - 1) < 0.01
+    assert abs(sum(row["op_shares"].values()) - 1) < 0.01
+    assert row["op_shares"]["matrix products"] > 0.01 and row["gflop_per_step"] >= 0
