@@ -78,8 +78,9 @@ def matmul_gflops(threads: int, n: int = 1024, repeats: int = 20, dtype: torch.d
     return 2 * n**3 * repeats / (time.perf_counter() - start) / 1e9
 
 
-def profile_bf16(threads: int, steps: int, batch_size: int, data, config) -> dict:
-    """The trainer's bfloat16 step (``train.training_step`` with bf16 autocast), timed in three parts."""
+def fresh_step_setup(threads: int, steps: int, batch_size: int, data, config):
+    """A fresh model (seed 0, output bias at popularity), its AdamW and schedule in training mode, and the first
+    ``steps + 3`` length-grouped batches of epoch 1: 3 for warm-up, then the timed ones."""
     torch.set_num_threads(threads)
     torch.manual_seed(0)
     model = BERT4Rec(config, data.n_items)
@@ -91,6 +92,12 @@ def profile_bf16(threads: int, steps: int, batch_size: int, data, config) -> dic
     batches = [b for _, b in zip(range(steps + 3), dataset.batches(batch_size, epoch=1, group_by_length=True))]
     warm, timed = batches[:3], batches[3:]
     model.train()
+    return model, optimizer, scheduler, warm, timed
+
+
+def profile_bf16(threads: int, steps: int, batch_size: int, data, config) -> dict:
+    """The trainer's bfloat16 step (``train.training_step`` with bf16 autocast), timed in three parts."""
+    model, optimizer, scheduler, warm, timed = fresh_step_setup(threads, steps, batch_size, data, config)
 
     def step(inputs, labels):
         return training_step(model.loss, model, optimizer, scheduler, inputs, labels, config, True)
@@ -134,17 +141,7 @@ def profile_bf16(threads: int, steps: int, batch_size: int, data, config) -> dic
 
 
 def profile(threads: int, steps: int, batch_size: int, data, config) -> dict:
-    torch.set_num_threads(threads)
-    torch.manual_seed(0)
-    model = BERT4Rec(config, data.n_items)
-    model.init_output_bias_from_popularity(data.item_counts(True))
-    optimizer = make_optimizer(model, config)
-    scheduler = make_scheduler(optimizer, config, 10_000)
-    dataset = ClozeDataset(data.split(True).train, config.max_seq_length, config.mask_ratio, data.mask_id,
-                           data.n_items, seed=0)
-    batches = [b for _, b in zip(range(steps + 3), dataset.batches(batch_size, epoch=1, group_by_length=True))]
-    warm, timed = batches[:3], batches[3:]
-    model.train()
+    model, optimizer, scheduler, warm, timed = fresh_step_setup(threads, steps, batch_size, data, config)
     for inputs, labels in warm:  # warm-up: allocator, caches
         optimizer.zero_grad()
         model.loss(inputs, labels).backward()
